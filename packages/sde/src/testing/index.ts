@@ -1,0 +1,1 @@
+export { gradCheck, tol, type GradCheckOptions, type GradCheckResult } from './gradcheck.js';
