@@ -1,1 +1,28 @@
-export {};
+export { Adam, type AdamOptions } from './adam.js';
+export { Ema } from './ema.js';
+export { type Dataset, datasetSize, drawBatch, oneHot, randomLabels } from './batch.js';
+export {
+  saveTrainState,
+  loadTrainState,
+  restoreGroup,
+  checkResumeConfig,
+  type TrainStateInfo,
+  type LoadedTrainState,
+} from './checkpoint.js';
+export {
+  runLoop,
+  JsonlLog,
+  TrainingError,
+  DEFAULT_MEMORY_LIMIT_BYTES,
+  type LoopOptions,
+  type ProgressEvent,
+  type ProgressCallback,
+} from './loop.js';
+export { trainTeacher, TEACHER_DEFAULTS, type TeacherConfig, type TrainTeacherOptions, type TrainTeacherResult } from './teacher.js';
+export {
+  diffInstruct,
+  DIFF_INSTRUCT_DEFAULTS,
+  type DiffInstructConfig,
+  type DiffInstructOptions,
+  type DiffInstructResult,
+} from './diffInstruct.js';

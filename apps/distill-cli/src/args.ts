@@ -1,0 +1,82 @@
+/** A flag's type: what its value parses as. */
+export type FlagType = 'string' | 'int' | 'number' | 'boolean';
+
+export interface FlagSpec {
+  type: FlagType;
+  help: string;
+  /** Config key the flag sets (default: the flag name in camelCase). */
+  key?: string;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface Parsed {
+  positionals: string[];
+  flags: Record<string, string | number | boolean>;
+}
+
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * Strict flag parsing: `--name value`, `--name=value`, `--flag` for booleans. An unknown flag or a
+ * malformed value is a UsageError that names it. A leading `--` (which pnpm passes through) is
+ * ignored.
+ */
+export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): Parsed {
+  const args = argv[0] === '--' ? argv.slice(1) : argv.slice();
+  const positionals: string[] = [];
+  const flags: Record<string, string | number | boolean> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') continue;
+    if (!a.startsWith('--')) {
+      if (a.startsWith('-') && a.length > 1 && a !== '-h') {
+        throw new UsageError(`unknown flag ${a}; flags are spelled --name (see distill ${command} --help)`);
+      }
+      positionals.push(a === '-h' ? '--help' : a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+    const s = spec[name];
+    if (!s) {
+      const near = Object.keys(spec).find((k) => k.startsWith(name.slice(0, 3)));
+      throw new UsageError(
+        `unknown flag --${name} for 'distill ${command}'${near ? ` (did you mean --${near}?)` : ''}; see distill ${command} --help`,
+      );
+    }
+    const key = s.key ?? camel(name);
+    if (s.type === 'boolean') {
+      if (eq >= 0) {
+        const v = a.slice(eq + 1);
+        if (v !== 'true' && v !== 'false') throw new UsageError(`--${name} takes no value, or =true / =false`);
+        flags[key] = v === 'true';
+      } else flags[key] = true;
+      continue;
+    }
+    let raw: string | undefined;
+    if (eq >= 0) raw = a.slice(eq + 1);
+    else {
+      raw = args[i + 1];
+      i += 1;
+    }
+    if (raw === undefined || (raw.startsWith('--') && eq < 0)) throw new UsageError(`--${name} needs a value (${s.help})`);
+    if (s.type === 'string') flags[key] = raw;
+    else {
+      const v = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got "${raw}"`);
+      if (s.type === 'int' && !Number.isInteger(v)) throw new UsageError(`--${name} must be an integer, got "${raw}"`);
+      flags[key] = v;
+    }
+  }
+  return { positionals, flags };
+}
+
+/** The help text of a command's flags, aligned. */
+export function flagHelp(spec: Record<string, FlagSpec>): string {
+  const rows = Object.entries(spec).map(([name, s]) => [`--${name}${s.type === 'boolean' ? '' : ` <${s.type}>`}`, s.help]);
+  const w = Math.max(...rows.map((r) => r[0]!.length));
+  return rows.map(([a, b]) => `  ${a!.padEnd(w)}  ${b}`).join('\n');
+}

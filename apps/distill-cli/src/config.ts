@@ -1,0 +1,86 @@
+import { existsSync, readFileSync } from 'node:fs';
+
+import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, type DiffInstructConfig, type TeacherConfig } from '@diff-instruct/trainer';
+
+import { UsageError } from './args.js';
+
+/** Everything `distill toy` does, as plain JSON. Stored as config.json in the run folder. */
+export interface ToyConfig {
+  /** Built-in 2-D target (ignored when `data` is set). */
+  target: string;
+  /** A point file (CSV or NPY, N×D) to use instead of a built-in target. */
+  data: string | null;
+  /** A saved teacher to load instead of training one. */
+  teacher: string | null;
+  /** The run folder. */
+  out: string;
+  seed: number;
+  /** Rows of every sample file and of each evaluation sample (generator, teacher, held-out). */
+  numSamples: number;
+  /** Training points drawn from a built-in target for the teacher. */
+  trainSamples: number;
+  /** The teacher's MLP: hidden widths and the size of the noise embedding. 3×256 as in DESIGN.md. */
+  hidden: number[];
+  embedDim: number;
+  /** EDM σ_data; null = the data's standard deviation, measured on the training set. */
+  sigmaData: number | null;
+  teacherTrain: TeacherConfig;
+  /** 'tweedie': the teacher's denoiser at σ* (eq. B.3; measured best, DESIGN.md); 'mlp': a fresh MLP. */
+  generator: 'tweedie' | 'mlp';
+  /** σ* of the Tweedie initialisation (Table 7 uses 2.5 on CIFAR-10). */
+  initSigma: number;
+  distill: DiffInstructConfig;
+  /** Teacher sampler step counts for the table: EDM Heun with n steps costs 2n − 1 NFE. */
+  heunSteps: number[];
+}
+
+export const TOY_DEFAULTS: ToyConfig = {
+  target: 'ring8',
+  data: null,
+  teacher: null,
+  out: 'runs/toy',
+  seed: 0,
+  numSamples: 2000,
+  trainSamples: 20000,
+  hidden: [256, 256, 256],
+  embedDim: 64,
+  sigmaData: null,
+  teacherTrain: { ...TEACHER_DEFAULTS },
+  generator: 'tweedie',
+  initSigma: 2.5,
+  distill: { ...DIFF_INSTRUCT_DEFAULTS },
+  heunSteps: [1, 2, 3, 5, 9, 18],
+};
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Deep merge of plain objects; arrays and scalars replace. Unknown keys are an error. */
+export function mergeConfig<T>(base: T, patch: unknown, where: string): T {
+  if (patch === undefined) return base;
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+    throw new UsageError(`${where}: expected an object`);
+  }
+  const out = structuredClone(base) as Record<string, Json>;
+  for (const [k, v] of Object.entries(patch as Record<string, Json>)) {
+    if (!(k in out)) throw new UsageError(`${where}: unknown key "${k}"; known keys: ${Object.keys(out).join(', ')}`);
+    const cur = out[k];
+    if (cur !== null && typeof cur === 'object' && !Array.isArray(cur)) {
+      out[k] = mergeConfig(cur, v, `${where}.${k}`) as Json;
+    } else {
+      if (cur !== null && v !== null && typeof cur !== typeof v) {
+        throw new UsageError(`${where}.${k}: expected a ${typeof cur}, got ${JSON.stringify(v)}`);
+      }
+      out[k] = v;
+    }
+  }
+  return out as T;
+}
+
+export function readConfigFile(path: string): unknown {
+  if (!existsSync(path)) throw new UsageError(`config file not found: ${path}`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${path} is not valid JSON (${(e as Error).message})`);
+  }
+}

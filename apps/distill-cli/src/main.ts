@@ -1,0 +1,59 @@
+import { UsageError } from './args.js';
+import { selectBackend } from './backend.js';
+import { runSample } from './sample.js';
+import { runToy, type Io } from './toy.js';
+
+export const VERSION = '0.1.0';
+
+export const HELP = `distill — data-free distillation of diffusion models (Diff-Instruct, Luo et al. 2023)
+
+Usage: distill <command> [flags]
+
+Commands:
+  toy       distil a teacher of 2-D (or any-D) points into a one-step generator, with a report
+  sample    draw from a saved generator
+
+With no command, runs the quick demo: distill toy --target ring8 --out runs/demo.
+
+Flags common to every command: --help, --version, --backend tensorflow|wasm|cpu.
+Examples:
+  distill                           # quick demo
+  distill toy --target moons --out runs/moons
+  distill sample --generator runs/demo/generator.safetensors --num-samples 5000 --out x.csv
+  distill toy --help
+`;
+
+/** The CLI as a function: returns the exit code; never calls process.exit. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let args = argv[0] === '--' ? argv.slice(1) : argv.slice();
+  try {
+    if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
+      io.stdout(HELP);
+      return 0;
+    }
+    if (args[0] === '--version') {
+      io.stdout(`${VERSION}\n`);
+      return 0;
+    }
+    if (args.length === 0 || args[0]!.startsWith('--')) {
+      // The quick demo: the toy run on ring8 (any flags pass through).
+      args = ['toy', ...(args.some((a) => a === '--out' || a.startsWith('--out=') || a.startsWith('--resume')) ? [] : ['--out', 'runs/demo']), ...args];
+    }
+    const [command, ...rest] = args;
+    const wantsHelp = rest.includes('--help') || rest.includes('-h');
+    const run = command === 'toy' ? runToy : command === 'sample' ? runSample : undefined;
+    if (!run) throw new UsageError(`unknown command "${command}"; commands: toy, sample (see distill --help)`);
+    if (!wantsHelp && !rest.includes('--dry-run')) {
+      const bi = rest.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
+      const requested = bi < 0 ? undefined : rest[bi]!.includes('=') ? rest[bi]!.split('=')[1] : rest[bi + 1];
+      const backend = await selectBackend(requested);
+      io.stderr(`tfjs backend: ${backend}\n`);
+    }
+    return await run(rest, io);
+  } catch (e) {
+    const err = e as Error;
+    io.stderr(`distill: ${err.message}\n`);
+    if (process.env.DI_DEBUG) io.stderr(`${err.stack}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}

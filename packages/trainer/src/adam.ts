@@ -1,0 +1,76 @@
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamOptions {
+  /** Learning rate. */
+  lr: number;
+  /** β1. Table 7 of the paper uses 0 for Diff-Instruct (no momentum): the target moves every step. */
+  beta1: number;
+  /** β2. Table 7: 0.99. */
+  beta2: number;
+  /** ε of the denominator. */
+  eps?: number;
+  /** Clip the global gradient norm to this value (none when absent). */
+  clipNorm?: number;
+}
+
+/**
+ * Adam (Kingma & Ba) whose whole state — first and second moments, step count — is a set of named
+ * variables, so that a checkpoint can store it and a resumed run continues bit for bit.
+ * tf.train.adam keeps its moments private to the optimiser; this one exposes them.
+ */
+export class Adam {
+  readonly m: Record<string, tf.Variable> = {};
+  readonly v: Record<string, tf.Variable> = {};
+  /** Number of updates taken so far. */
+  t = 0;
+
+  constructor(
+    readonly params: Record<string, tf.Variable>,
+    readonly opts: AdamOptions,
+  ) {
+    for (const [name, p] of Object.entries(params)) {
+      this.m[name] = tf.variable(tf.zerosLike(p), false, undefined, p.dtype);
+      this.v[name] = tf.variable(tf.zerosLike(p), false, undefined, p.dtype);
+    }
+  }
+
+  /** One update with the given gradients (names as in `params`; a missing gradient counts as zero). */
+  apply(grads: Record<string, tf.Tensor>): void {
+    const { lr, beta1, beta2 } = this.opts;
+    const eps = this.opts.eps ?? 1e-8;
+    this.t += 1;
+    const bc1 = 1 - beta1 ** this.t;
+    const bc2 = 1 - beta2 ** this.t;
+    tf.tidy(() => {
+      let scale = 1;
+      if (this.opts.clipNorm !== undefined) {
+        const sq = Object.values(grads).map((g) => tf.sum(tf.square(g)));
+        const norm = Math.sqrt(tf.addN(sq).dataSync()[0]!);
+        if (norm > this.opts.clipNorm) scale = this.opts.clipNorm / norm;
+      }
+      for (const [name, p] of Object.entries(this.params)) {
+        const g0 = grads[name];
+        if (g0 === undefined) continue;
+        const g = scale === 1 ? g0 : tf.mul(g0, scale);
+        const m = this.m[name]!;
+        const v = this.v[name]!;
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const step = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        p.assign(tf.sub(p, tf.mul(step, lr)));
+      }
+    });
+  }
+
+  /** The state as named tensors, for a checkpoint. */
+  stateTensors(prefix: string): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    for (const [k, m] of Object.entries(this.m)) out[`${prefix}.m.${k}`] = m;
+    for (const [k, v] of Object.entries(this.v)) out[`${prefix}.v.${k}`] = v;
+    return out;
+  }
+
+  dispose(): void {
+    for (const x of [...Object.values(this.m), ...Object.values(this.v)]) x.dispose();
+  }
+}

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+
+import * as tf from '@tensorflow/tfjs';
+import { decodeSafetensors, encodeSafetensors, loadParamsInto, writeFileAtomic } from '@diff-instruct/models';
+import type { RngState } from '@diff-instruct/sde';
+
+/** The non-tensor part of a training state: where the loop is and how it was configured. */
+export interface TrainStateInfo {
+  /** Which loop wrote it ('teacher', 'diff-instruct', ...). */
+  kind: string;
+  /** Steps completed. */
+  step: number;
+  /** The RNG state after `step` steps. */
+  rng: RngState;
+  /** Adam step counts, by optimiser name. */
+  optimizerSteps: Record<string, number>;
+  /** The resolved config of the run that wrote it; a resumed run must use the same. */
+  config: unknown;
+}
+
+type StoredTensor = ReturnType<typeof decodeSafetensors>['tensors'][string];
+
+export interface LoadedTrainState {
+  info: TrainStateInfo;
+  tensors: Record<string, StoredTensor>;
+}
+
+/**
+ * Writes the full training state — every network, optimiser moment and EMA shadow, by prefixed
+ * name, with the step, RNG state and config in the header — as one safetensors file, atomically
+ * (temporary file, fsync, rename), so that a crash at any moment leaves the previous state intact.
+ */
+export function saveTrainState(path: string, groups: Record<string, Record<string, tf.Tensor>>, info: TrainStateInfo): void {
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {};
+  for (const [prefix, group] of Object.entries(groups)) {
+    for (const [name, t] of Object.entries(group)) {
+      tensors[`${prefix}/${name}`] = { dtype: 'F32', shape: t.shape.slice(), data: t.dataSync() as Float32Array };
+    }
+  }
+  const bytes = encodeSafetensors(tensors, { format: 'diff-instruct-train-state', state: JSON.stringify(info) });
+  writeFileAtomic(path, bytes);
+}
+
+/** Reads a training state written by {@link saveTrainState}; says what is wrong when it cannot. */
+export function loadTrainState(path: string, expectedKind: string): LoadedTrainState {
+  if (!existsSync(path)) throw new Error(`no training state at ${path}; there is nothing to resume`);
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(new Uint8Array(readFileSync(path)));
+  } catch (e) {
+    throw new Error(`${path} is not a valid training state (${(e as Error).message}); it may be truncated or corrupt`);
+  }
+  const raw = decoded.metadata.state;
+  if (decoded.metadata.format !== 'diff-instruct-train-state' || raw === undefined) {
+    throw new Error(`${path} is a safetensors file but not a diff-instruct training state`);
+  }
+  const info = JSON.parse(raw) as TrainStateInfo;
+  if (info.kind !== expectedKind) {
+    throw new Error(`${path} holds a '${info.kind}' training state, expected '${expectedKind}'`);
+  }
+  return { info, tensors: decoded.tensors };
+}
+
+/** Assigns the stored group `prefix` to `vars`, checking names, shapes and dtypes. */
+export function restoreGroup(state: LoadedTrainState, prefix: string, vars: Record<string, tf.Variable>, path: string): void {
+  const group: Record<string, StoredTensor> = {};
+  for (const [name, t] of Object.entries(state.tensors)) {
+    if (name.startsWith(`${prefix}/`)) group[name.slice(prefix.length + 1)] = t;
+  }
+  loadParamsInto(vars, group, `${path} [${prefix}]`);
+}
+
+/**
+ * Compares the config stored in a training state with the current one, ignoring the keys that may
+ * change on resume (such as the total number of steps). Throws with the differing keys.
+ */
+export function checkResumeConfig(stored: unknown, current: unknown, path: string, mayChange: readonly string[] = ['steps']): void {
+  const diffs: string[] = [];
+  const walk = (a: unknown, b: unknown, key: string) => {
+    if (mayChange.includes(key.split('.').pop() ?? '')) return;
+    if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
+      const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+      for (const k of keys) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], key ? `${key}.${k}` : k);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      diffs.push(`${key}: stored ${JSON.stringify(a)}, now ${JSON.stringify(b)}`);
+    }
+  };
+  walk(stored, current, '');
+  if (diffs.length > 0) {
+    throw new Error(`cannot resume from ${path}: the config differs (${diffs.join('; ')}); resume with the same settings`);
+  }
+}

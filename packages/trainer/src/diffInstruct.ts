@@ -1,0 +1,241 @@
+import { existsSync } from 'node:fs';
+
+import * as tf from '@tensorflow/tfjs';
+import { dsmLoss, iklSurrogate, type IklWeighting } from '@diff-instruct/divergences';
+import {
+  cloneModel,
+  copyParams,
+  createGenerator,
+  type DenoiserModel,
+  type GeneratorModel,
+} from '@diff-instruct/models';
+import { logNormalSigma, Rng } from '@diff-instruct/sde';
+
+import { Adam } from './adam.js';
+import { oneHot, randomLabels } from './batch.js';
+import { checkResumeConfig, loadTrainState, restoreGroup, saveTrainState } from './checkpoint.js';
+import { Ema } from './ema.js';
+import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { byName } from './teacher.js';
+
+/** Settings of Algorithm 1. Plain JSON; every default says why. */
+export interface DiffInstructConfig {
+  /** Generator updates. */
+  steps: number;
+  batchSize: number;
+  /** Learning rates of the generator g_θ and of the fake score s_φ; Table 7 uses equal rates. */
+  lrGenerator: number;
+  lrFake: number;
+  /** Adam β = (0, 0.99) for both networks, as in Table 7: no momentum while the target moves. */
+  beta1: number;
+  beta2: number;
+  /** DSM steps of the fake score per generator step (1 in the paper). */
+  fakeStepsPerGeneratorStep: number;
+  /**
+   * The weighting of (3.2). 'sigma2' is the official code's plain difference of denoisers
+   * (w = σ²); it beat the DMD normaliser on every target measured (DESIGN.md), so it is the default.
+   */
+  weighting: Exclude<IklWeighting, (s: Float32Array) => Float32Array>;
+  /** Noise levels of both steps: EDM log-normal, the teacher's training distribution. */
+  pMean: number;
+  pStd: number;
+  /** EMA half-life of the generator, in steps. */
+  emaHalfLife: number;
+  /** Clip the generator's gradient norm (none when 0). */
+  clipNorm: number;
+  checkpointEvery: number;
+}
+
+export const DIFF_INSTRUCT_DEFAULTS: DiffInstructConfig = {
+  steps: 2000,
+  batchSize: 512,
+  lrGenerator: 1e-4,
+  lrFake: 1e-4,
+  beta1: 0,
+  beta2: 0.99,
+  fakeStepsPerGeneratorStep: 1,
+  weighting: 'sigma2',
+  pMean: -1.2,
+  pStd: 1.2,
+  emaHalfLife: 100,
+  clipNorm: 0,
+  checkpointEvery: 500,
+};
+
+export interface DiffInstructOptions {
+  /** The pre-trained DM s_{p(t)}, as a denoiser. It is never updated. */
+  teacher: DenoiserModel;
+  /** The generator g_θ to train (e.g. `tweedieGenerator(teacher, 2.5)` or an MLP generator). */
+  generator: GeneratorModel;
+  /** The fake score s_φ; by default a copy of the teacher, as in the paper. */
+  fake?: DenoiserModel;
+  config: DiffInstructConfig;
+  rng: Rng;
+  statePath?: string;
+  resume?: boolean;
+  onProgress?: ProgressCallback;
+  log?: JsonlLog;
+  /** Called after each checkpoint with the step and the EMA generator (e.g. to draw a grid). */
+  onCheckpoint?: (step: number, ema: GeneratorModel) => void;
+}
+
+export interface DiffInstructResult {
+  generator: GeneratorModel;
+  /** The EMA of the generator: the model to ship. */
+  ema: GeneratorModel;
+  fake: DenoiserModel;
+}
+
+/**
+ * Algorithm 1 of Diff-Instruct. Each iteration:
+ * 1. updates φ by DSM (2.2) on detached generator samples x0 = g_θ(z);
+ * 2. updates θ with Grad(θ) = E[w(t)(s_φ(x_t,t) − s_p(x_t,t)) ∂x_t/∂θ] (3.2), through the
+ *    stop-gradient surrogate of `iklSurrogate`; neither score network gets a gradient.
+ */
+export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
+  const { teacher, generator, config: c } = o;
+  const fake = o.fake ?? cloneModel(teacher);
+  const numClasses = generator.numClasses;
+  if (numClasses !== teacher.config.net.numClasses) {
+    throw new Error(
+      `diffInstruct: the generator has ${numClasses} classes but the teacher has ${teacher.config.net.numClasses}`,
+    );
+  }
+  const shape = generator.outputShape.join('×');
+  const tShape = teacherShape(teacher);
+  if (tShape !== undefined && tShape !== shape) {
+    throw new Error(`diffInstruct: the generator makes samples of shape [${shape}] but the teacher expects [${tShape}]`);
+  }
+  const optG = new Adam(generator.params, {
+    lr: c.lrGenerator,
+    beta1: c.beta1,
+    beta2: c.beta2,
+    clipNorm: c.clipNorm > 0 ? c.clipNorm : undefined,
+  });
+  const optF = new Adam(fake.params, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 });
+  const ema = new Ema(generator.params, c.emaHalfLife);
+  const runConfig = { teacher: teacher.config, generator: generator.config, train: c };
+  let rng = o.rng;
+  let start = 0;
+  if (o.resume && o.statePath && existsSync(o.statePath)) {
+    const st = loadTrainState(o.statePath, 'diff-instruct');
+    checkResumeConfig(st.info.config, runConfig, o.statePath);
+    restoreGroup(st, 'generator', generator.params, o.statePath);
+    restoreGroup(st, 'fake', fake.params, o.statePath);
+    restoreGroup(st, 'ema', ema.shadow, o.statePath);
+    restoreGroup(st, 'adamG.m', optG.m, o.statePath);
+    restoreGroup(st, 'adamG.v', optG.v, o.statePath);
+    restoreGroup(st, 'adamF.m', optF.m, o.statePath);
+    restoreGroup(st, 'adamF.v', optF.v, o.statePath);
+    optG.t = st.info.optimizerSteps.generator ?? 0;
+    optF.t = st.info.optimizerSteps.fake ?? 0;
+    rng = new Rng(st.info.rng);
+    start = st.info.step;
+    o.log?.truncateAfter('diff-instruct', start);
+  }
+  const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
+  const fakeVars = Object.values(fake.params);
+  const genVars = Object.values(generator.params);
+  const sigmaData = teacher.config.sigmaData;
+
+  const draw = () => {
+    const n = c.batchSize;
+    const z = rng.normalTensor([n, ...generator.latentShape]);
+    const label = numClasses > 0 ? oneHot(randomLabels(rng, n, numClasses), numClasses) : undefined;
+    const sigma = tf.tensor1d(sigmas.sample(rng, n));
+    const noise = rng.normalTensor([n, ...generator.outputShape]);
+    return { z, label, sigma, noise };
+  };
+
+  const emaModel = (): GeneratorModel => {
+    const m = createGenerator(generator.config, new Rng(0));
+    copyParams(ema.shadow, m.params);
+    return m;
+  };
+
+  runLoop({
+    phase: 'diff-instruct',
+    totalSteps: c.steps,
+    startStep: start,
+    checkpointEvery: c.checkpointEvery,
+    checkpointHint: o.statePath,
+    onProgress: o.onProgress,
+    log: o.log,
+    step: () => {
+      // Step 1: fit s_φ to the generator's current samples (DSM, eq. 2.2); x0 carries no gradient.
+      let fakeLoss = 0;
+      for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
+        const { z, label, sigma, noise } = draw();
+        const x0 = generator.generate(z, label);
+        const { value, grads } = tf.variableGrads(
+          () => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }),
+          fakeVars,
+        );
+        optF.apply(byName(fake.params, grads));
+        fakeLoss += value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
+      }
+      // Step 2: update θ with the IKL gradient (3.2).
+      const { z, label, sigma, noise } = draw();
+      let scoreGap = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const x0 = generator.generate(z, label);
+        return iklSurrogate({
+          x0,
+          sigma,
+          noise,
+          teacher: teacher.denoise,
+          fake: fake.denoise,
+          label,
+          weighting: c.weighting,
+          sigmaData,
+        });
+      }, genVars);
+      const gradNorm = Math.sqrt(
+        tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!,
+      );
+      scoreGap = value.dataSync()[0]!;
+      optG.apply(byName(generator.params, grads));
+      ema.update();
+      return { fakeLoss, generatorSurrogate: scoreGap, generatorGradNorm: gradNorm };
+    },
+    checkpoint: (step) => {
+      if (o.statePath) {
+        saveTrainState(
+          o.statePath,
+          {
+            generator: generator.params,
+            fake: fake.params,
+            ema: ema.shadow,
+            'adamG.m': optG.m,
+            'adamG.v': optG.v,
+            'adamF.m': optF.m,
+            'adamF.v': optF.v,
+          },
+          {
+            kind: 'diff-instruct',
+            step,
+            rng: rng.state(),
+            optimizerSteps: { generator: optG.t, fake: optF.t },
+            config: runConfig,
+          },
+        );
+      }
+      if (o.onCheckpoint) {
+        const m = emaModel();
+        o.onCheckpoint(step, m);
+        for (const v of Object.values(m.params)) v.dispose();
+      }
+    },
+  });
+  const out = emaModel();
+  optG.dispose();
+  optF.dispose();
+  ema.dispose();
+  return { generator, ema: out, fake };
+}
+
+/** The sample shape a teacher expects, where its config tells it. */
+function teacherShape(teacher: DenoiserModel): string | undefined {
+  const net = teacher.config.net as { kind: string; dim?: number };
+  return net.kind === 'mlp' && net.dim !== undefined ? String(net.dim) : undefined;
+}

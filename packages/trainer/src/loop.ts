@@ -1,0 +1,144 @@
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+import * as tf from '@tensorflow/tfjs';
+
+/** What a long job reports while it runs. */
+export interface ProgressEvent {
+  phase: string;
+  step: number;
+  total: number;
+  /** Iterations per second over the recent window. */
+  itPerSec: number;
+  /** Estimated seconds left. */
+  etaSec: number;
+  elapsedSec: number;
+  /** The latest losses of the step. */
+  losses: Record<string, number>;
+}
+
+export type ProgressCallback = (e: ProgressEvent) => void;
+
+/**
+ * A JSONL log, one object per line. On resume it drops the lines past the checkpoint's step, so
+ * the log of a resumed run reads like the log of an uninterrupted one.
+ */
+export class JsonlLog {
+  constructor(readonly path: string) {}
+
+  write(record: Record<string, unknown>): void {
+    appendFileSync(this.path, `${JSON.stringify(record)}\n`);
+  }
+
+  /** Keeps only the lines of `phase` with step ≤ `step` (and every line of other phases). */
+  truncateAfter(phase: string, step: number): void {
+    if (!existsSync(this.path)) return;
+    const kept = readFileSync(this.path, 'utf8')
+      .split('\n')
+      .filter((line) => {
+        if (line.trim() === '') return false;
+        try {
+          const r = JSON.parse(line) as { phase?: string; step?: number };
+          return r.phase !== phase || (r.step ?? 0) <= step;
+        } catch {
+          return false;
+        }
+      });
+    writeFileSync(this.path, kept.map((l) => `${l}\n`).join(''));
+  }
+
+  /** Every record of `phase`, in order. */
+  static read(path: string, phase?: string): Record<string, unknown>[] {
+    if (!existsSync(path)) return [];
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => phase === undefined || r.phase === phase);
+  }
+}
+
+/** Raised when a loss becomes NaN or Inf, or memory runs out: the last checkpoint is intact. */
+export class TrainingError extends Error {
+  override readonly name = 'TrainingError';
+}
+
+/**
+ * The wasm heap stops near 3.8 GiB and allocations beyond it corrupt memory silently (DESIGN.md),
+ * so the loop stops well before that.
+ */
+export const DEFAULT_MEMORY_LIMIT_BYTES = 3.2 * 1024 ** 3;
+
+export interface LoopOptions {
+  phase: string;
+  totalSteps: number;
+  /** Steps already done (a resumed run starts after them). */
+  startStep: number;
+  /** One training step; returns its scalar losses. Runs inside tf.tidy. */
+  step: (i: number) => Record<string, number>;
+  /** Called after step i when i % checkpointEvery === 0 and after the last step. */
+  checkpoint?: (step: number) => void;
+  checkpointEvery?: number;
+  /** Where the last checkpoint is, for error messages. */
+  checkpointHint?: string;
+  onProgress?: ProgressCallback;
+  /** Report progress every this many steps (and at the last). */
+  progressEvery?: number;
+  log?: JsonlLog;
+  logEvery?: number;
+  memoryLimitBytes?: number;
+}
+
+/**
+ * The step loop shared by every trainer: tidy, NaN/Inf guard, memory guard, progress with rate
+ * and ETA, JSONL log, periodic checkpoints. Trainers supply only the step.
+ */
+export function runLoop(o: LoopOptions): void {
+  const progressEvery = o.progressEvery ?? 10;
+  const logEvery = o.logEvery ?? 10;
+  const memoryLimit = o.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
+  const t0 = performance.now();
+  let windowStart = t0;
+  let windowSteps = 0;
+  let rate = 0;
+  for (let i = o.startStep + 1; i <= o.totalSteps; i++) {
+    const losses = tf.tidy(() => o.step(i));
+    for (const [name, v] of Object.entries(losses)) {
+      if (!Number.isFinite(v)) {
+        const where = o.checkpointHint ? `; the last checkpoint (${o.checkpointHint}) is intact` : '';
+        throw new TrainingError(
+          `${o.phase}: loss '${name}' became ${v} at step ${i}${where}. Lower the learning rate, then resume`,
+        );
+      }
+    }
+    const bytes = tf.memory().numBytes;
+    if (bytes > memoryLimit) {
+      throw new TrainingError(
+        `${o.phase}: tensors hold ${(bytes / 2 ** 30).toFixed(2)} GiB at step ${i}, over the ${(memoryLimit / 2 ** 30).toFixed(1)} GiB limit of the wasm heap; use a smaller batch`,
+      );
+    }
+    windowSteps += 1;
+    const now = performance.now();
+    if (now - windowStart > 2000 || rate === 0) {
+      rate = (windowSteps * 1000) / Math.max(1e-3, now - windowStart);
+      windowStart = now;
+      windowSteps = 0;
+    }
+    if (o.log && (i % logEvery === 0 || i === o.totalSteps)) {
+      o.log.write({ phase: o.phase, step: i, time: (now - t0) / 1000, ...losses });
+    }
+    if (o.onProgress && (i % progressEvery === 0 || i === o.totalSteps)) {
+      o.onProgress({
+        phase: o.phase,
+        step: i,
+        total: o.totalSteps,
+        itPerSec: rate,
+        etaSec: (o.totalSteps - i) / Math.max(rate, 1e-9),
+        elapsedSec: (now - t0) / 1000,
+        losses,
+      });
+    }
+    if (o.checkpoint && ((o.checkpointEvery !== undefined && i % o.checkpointEvery === 0) || i === o.totalSteps)) {
+      o.checkpoint(i);
+    }
+  }
+}

@@ -1,0 +1,139 @@
+import { existsSync } from 'node:fs';
+
+import * as tf from '@tensorflow/tfjs';
+import { dsmLoss } from '@diff-instruct/divergences';
+import { copyParams, createDenoiser, type DenoiserModel } from '@diff-instruct/models';
+import { logNormalSigma, Rng } from '@diff-instruct/sde';
+
+import { Adam } from './adam.js';
+import { drawBatch, oneHot, type Dataset } from './batch.js';
+import { checkResumeConfig, loadTrainState, restoreGroup, saveTrainState } from './checkpoint.js';
+import { Ema } from './ema.js';
+import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+
+/** Teacher (DSM) training settings. Plain JSON; every default says why. */
+export interface TeacherConfig {
+  /** Optimiser steps. */
+  steps: number;
+  batchSize: number;
+  /** Adam learning rate; 1e-3 suits the small MLPs of the toy targets. */
+  lr: number;
+  /** Adam β1 = 0.9, β2 = 0.999: EDM's teacher training. */
+  beta1: number;
+  beta2: number;
+  /** EMA half-life in steps. */
+  emaHalfLife: number;
+  /** EDM log-normal noise levels: ln σ ~ N(P_mean, P_std²), P_mean = −1.2, P_std = 1.2. */
+  pMean: number;
+  pStd: number;
+  /** Fraction of labels dropped (set to "no label") so that classifier-free guidance works. */
+  labelDropout: number;
+  checkpointEvery: number;
+}
+
+export const TEACHER_DEFAULTS: TeacherConfig = {
+  steps: 4000,
+  batchSize: 512,
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+  emaHalfLife: 200,
+  pMean: -1.2,
+  pStd: 1.2,
+  labelDropout: 0.1,
+  checkpointEvery: 500,
+};
+
+export interface TrainTeacherOptions {
+  model: DenoiserModel;
+  data: Dataset;
+  config: TeacherConfig;
+  rng: Rng;
+  /** Where the training state goes (written atomically every `checkpointEvery` steps). */
+  statePath?: string;
+  /** Continue from `statePath` instead of starting over. */
+  resume?: boolean;
+  onProgress?: ProgressCallback;
+  log?: JsonlLog;
+}
+
+export interface TrainTeacherResult {
+  /** The live network (its params are the trained, non-averaged weights). */
+  model: DenoiserModel;
+  /** A separate network holding the EMA weights: the teacher to use. */
+  ema: DenoiserModel;
+}
+
+/** Trains a denoiser with the EDM loss, Eq. (2.2) with λ(σ) weighting (Adam, EMA). */
+export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
+  const { model, data, config: c } = o;
+  const numClasses = model.config.net.numClasses;
+  if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
+  const adam = new Adam(model.params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2 });
+  const ema = new Ema(model.params, c.emaHalfLife);
+  let rng = o.rng;
+  let start = 0;
+  if (o.resume && o.statePath && existsSync(o.statePath)) {
+    const st = loadTrainState(o.statePath, 'teacher');
+    checkResumeConfig(st.info.config, { model: model.config, train: c }, o.statePath);
+    restoreGroup(st, 'net', model.params, o.statePath);
+    restoreGroup(st, 'ema', ema.shadow, o.statePath);
+    restoreGroup(st, 'adam.m', adam.m, o.statePath);
+    restoreGroup(st, 'adam.v', adam.v, o.statePath);
+    adam.t = st.info.optimizerSteps.adam ?? st.info.step;
+    rng = new Rng(st.info.rng);
+    start = st.info.step;
+    o.log?.truncateAfter('teacher', start);
+  }
+  const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
+  const vars = Object.values(model.params);
+  runLoop({
+    phase: 'teacher',
+    totalSteps: c.steps,
+    startStep: start,
+    checkpointEvery: c.checkpointEvery,
+    checkpointHint: o.statePath,
+    onProgress: o.onProgress,
+    log: o.log,
+    step: () => {
+      const { x, labels } = drawBatch(data, rng, c.batchSize);
+      let label: tf.Tensor2D | undefined;
+      if (numClasses > 0 && labels) {
+        for (let i = 0; i < labels.length; i++) if (rng.next() < c.labelDropout) labels[i] = -1;
+        label = oneHot(labels, numClasses);
+      }
+      const sigma = tf.tensor1d(sigmas.sample(rng, c.batchSize));
+      const noise = rng.normalTensor(x.shape);
+      const { value, grads } = tf.variableGrads(
+        () => dsmLoss({ denoiser: model.denoise, x0: x, sigma, noise, label, sigmaData: model.config.sigmaData }),
+        vars,
+      );
+      adam.apply(byName(model.params, grads));
+      ema.update();
+      return { loss: value.dataSync()[0]! };
+    },
+    checkpoint: (step) => {
+      if (!o.statePath) return;
+      saveTrainState(
+        o.statePath,
+        { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v },
+        { kind: 'teacher', step, rng: rng.state(), optimizerSteps: { adam: adam.t }, config: { model: model.config, train: c } },
+      );
+    },
+  });
+  const out = createDenoiser(model.config, new Rng(0));
+  copyParams(ema.shadow, out.params);
+  adam.dispose();
+  ema.dispose();
+  return { model, ema: out };
+}
+
+/** tf.variableGrads keys its result by variable name; map them back to parameter names. */
+export function byName(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [name, v] of Object.entries(params)) {
+    const g = grads[v.name];
+    if (g !== undefined) out[name] = g;
+  }
+  return out;
+}

@@ -1,0 +1,106 @@
+// Proves that a user can `npm install` one library: packs every package under packages/, then for
+// each one installs its tarball into an empty project together with only the tarballs of its own
+// @diff-instruct dependencies and its peer @tensorflow/tfjs, imports it there and takes one
+// gradient step. Run after `pnpm build`.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'di-pack-'));
+const tarballs = join(tmp, 'tarballs');
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+
+const packages = readdirSync(join(root, 'packages')).map((dir) => {
+  const manifest = JSON.parse(readFileSync(join(root, 'packages', dir, 'package.json'), 'utf8'));
+  return { dir, name: manifest.name, version: manifest.version, deps: Object.keys(manifest.dependencies ?? {}) };
+});
+const byName = new Map(packages.map((p) => [p.name, p]));
+
+for (const p of packages) run('pnpm', ['pack', '--pack-destination', tarballs], join(root, 'packages', p.dir));
+const tarballOf = (name) => {
+  const p = byName.get(name);
+  return join(tarballs, `${name.replace('@', '').replace('/', '-')}-${p.version}.tgz`);
+};
+const closure = (name, seen = new Set()) => {
+  if (seen.has(name)) return seen;
+  seen.add(name);
+  for (const d of byName.get(name).deps) if (d.startsWith('@diff-instruct/')) closure(d, seen);
+  return seen;
+};
+
+/** One gradient step per package, written against its public API only. */
+const smoke = {
+  '@diff-instruct/sde': `
+    import { Rng, perturb, veProcess } from '@diff-instruct/sde';
+    const rng = new Rng(0); const w = tf.variable(tf.ones([4, 2]));
+    const eps = rng.normalTensor([4, 2]);
+    const { value } = tf.variableGrads(() => tf.sum(tf.square(perturb(veProcess(), w, [0.1, 0.2, 0.3, 0.4], eps))), [w]);
+    step(value);`,
+  '@diff-instruct/divergences': `
+    import { dsmLoss } from '@diff-instruct/divergences';
+    import { Rng } from '@diff-instruct/sde';
+    const rng = new Rng(0); const a = tf.variable(tf.scalar(0.5));
+    const x0 = rng.normalTensor([8, 2]);
+    const { value } = tf.variableGrads(() => dsmLoss({ denoiser: (x) => tf.mul(x, a), x0, sigma: tf.fill([8], 0.5), noise: rng.normalTensor([8, 2]) }), [a]);
+    step(value);`,
+  '@diff-instruct/models': `
+    import { createDenoiser } from '@diff-instruct/models';
+    import { Rng } from '@diff-instruct/sde';
+    const rng = new Rng(0);
+    const m = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: { kind: 'mlp', dim: 2, hidden: [16, 16], embedDim: 8, numClasses: 0 } }, rng);
+    const x0 = rng.normalTensor([8, 2]); const noise = rng.normalTensor([8, 2]); const sigma = tf.fill([8], 0.7);
+    const { value } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(m.denoise(tf.add(x0, tf.mul(noise, 0.7)), sigma), x0))), Object.values(m.params));
+    step(value);`,
+  '@diff-instruct/data': `
+    import { getTarget } from '@diff-instruct/data';
+    import { Rng } from '@diff-instruct/sde';
+    const x = tf.tensor2d(getTarget('ring8').sample(new Rng(0), 64), [64, 2]);
+    const mu = tf.variable(tf.zeros([2]));
+    const { value } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(x, mu))), [mu]);
+    step(value);`,
+  '@diff-instruct/metrics': `
+    import { energyDistance } from '@diff-instruct/metrics';
+    import { Rng } from '@diff-instruct/sde';
+    const rng = new Rng(0);
+    const e = energyDistance(rng.normal(200), rng.normal(200), 2);
+    if (!(e >= 0)) throw new Error('energy distance ' + e);
+    const v = tf.variable(tf.scalar(e));
+    const { value } = tf.variableGrads(() => tf.square(v), [v]);
+    step(value);`,
+  '@diff-instruct/trainer': `
+    import { trainTeacher, TEACHER_DEFAULTS } from '@diff-instruct/trainer';
+    import { createDenoiser } from '@diff-instruct/models';
+    import { Rng } from '@diff-instruct/sde';
+    const rng = new Rng(0);
+    const model = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: { kind: 'mlp', dim: 2, hidden: [16], embedDim: 8, numClasses: 0 } }, rng);
+    trainTeacher({ model, data: { data: rng.normal(64 * 2), sampleShape: [2] }, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng });
+    step(tf.scalar(0));`,
+};
+
+let failed = 0;
+for (const p of packages) {
+  const dir = join(tmp, p.dir);
+  run('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `try-${p.dir}`, private: true, type: 'module' }));
+  const tgz = [...closure(p.name)].map(tarballOf);
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tgz, '@tensorflow/tfjs@4.22.0'], dir);
+  const code = smoke[p.name];
+  if (!code) throw new Error(`pack-test: no smoke test for ${p.name}`);
+  writeFileSync(
+    join(dir, 'smoke.mjs'),
+    `import * as tf from '@tensorflow/tfjs';\nawait tf.setBackend('cpu');\nconst step = (value) => { const v = value.dataSync()[0]; if (!Number.isFinite(v)) throw new Error('non-finite loss ' + v); };\n${code}\nconsole.log('ok ${p.name}: installed alone with ' + ${JSON.stringify(tgz.length - 1)} + ' @diff-instruct deps, one gradient step');\n`,
+  );
+  try {
+    process.stdout.write(run('node', ['smoke.mjs'], dir));
+  } catch (e) {
+    failed += 1;
+    console.error(`FAILED ${p.name}: ${e.message}`);
+  }
+}
+rmSync(tmp, { recursive: true, force: true });
+if (failed > 0) {
+  console.error(`pack-test: ${failed} package(s) failed`);
+  process.exit(1);
+}
