@@ -1,0 +1,143 @@
+import * as tf from '@tensorflow/tfjs';
+
+import type { Denoiser, Rng } from '@diff-instruct/sde';
+
+import {
+  type DenoiserConfig,
+  type GeneratorConfig,
+  type TweedieGeneratorConfig,
+  validateDenoiserConfig,
+  validateGeneratorConfig,
+} from './config.js';
+import { initMlpGenerator, initMlpScore, mlpGenerator, mlpScore } from './mlp.js';
+import { type Init, type Params, cloneParams } from './params.js';
+import { edmPrecond } from './precond.js';
+
+/** A denoiser network: plain data (config, params) and the denoiser closure over them. */
+export interface DenoiserModel {
+  readonly config: DenoiserConfig;
+  readonly params: Params;
+  readonly denoise: Denoiser;
+}
+
+/** A one-step generator x = G(z, label). */
+export interface GeneratorModel {
+  readonly config: GeneratorConfig;
+  readonly params: Params;
+  /** Shape of one latent sample, e.g. [dim]. */
+  readonly latentShape: number[];
+  /** Shape of one output sample. */
+  readonly outputShape: number[];
+  readonly numClasses: number;
+  /** z: [N, ...latentShape], standard normal; label: one-hot [N, numClasses]. Differentiable wrt params. */
+  generate(z: tf.Tensor, label?: tf.Tensor2D): tf.Tensor;
+}
+
+/** Name prefix of the raw network inside a denoiser. */
+const NET = 'net';
+/** Name prefix of the denoiser inside a Tweedie generator: its params are `denoiser.net.…`. */
+const DENOISER = 'denoiser';
+/** Name prefix of an MLP generator's params. */
+const GEN = 'gen';
+
+/** Creates the parameters of a denoiser; names are `${prefix}net.…`. */
+function initDenoiserParams(config: DenoiserConfig, init: Init, prefix: string, params: Params = {}): Params {
+  return initMlpScore(config.net, init, `${prefix}${NET}`, params);
+}
+
+/** The denoiser closure over existing parameters. */
+function denoiserOf(config: DenoiserConfig, params: Params, prefix: string): Denoiser {
+  return edmPrecond(mlpScore(config.net, params, `${prefix}${NET}`), config.sigmaData);
+}
+
+/** Builds a denoiser model around existing parameters (which it then owns). */
+export function denoiserFromParams(config: DenoiserConfig, params: Params): DenoiserModel {
+  validateDenoiserConfig(config);
+  return { config, params, denoise: denoiserOf(config, params, '') };
+}
+
+/** Builds a generator model around existing parameters (which it then owns). */
+export function generatorFromParams(config: GeneratorConfig, params: Params): GeneratorModel {
+  validateGeneratorConfig(config);
+  if (config.kind === 'mlp-generator') {
+    const g = mlpGenerator(config, params, GEN);
+    return {
+      config,
+      params,
+      latentShape: [config.latentDim],
+      outputShape: [config.outDim],
+      numClasses: config.numClasses,
+      generate: g,
+    };
+  }
+  return tweedieFromParams(config, params);
+}
+
+/** Eq. (B.3): x = D(σ*·z; σ*) = z' + σ*² s(z'), z' = σ*·z, the teacher's denoiser at one noise level. */
+function tweedieFromParams(config: TweedieGeneratorConfig, params: Params): GeneratorModel {
+  const D = denoiserOf(config.denoiser, params, `${DENOISER}.`);
+  const sigmaStar = config.sigmaStar;
+  const dim = config.denoiser.net.dim;
+  return {
+    config,
+    params,
+    latentShape: [dim],
+    outputShape: [dim],
+    numClasses: config.denoiser.net.numClasses,
+    generate: (z, label) =>
+      tf.tidy(() => {
+        const sigma = tf.fill([z.shape[0]!], sigmaStar) as tf.Tensor1D;
+        return D(tf.mul(z, sigmaStar), sigma, label);
+      }),
+  };
+}
+
+/** A new denoiser with weights drawn from `rng` (deterministic given its seed). */
+export function createDenoiser(config: DenoiserConfig, rng: Rng): DenoiserModel {
+  return initDenoiser(config, rng);
+}
+
+/** A denoiser initialised from `init` (an Rng, or null for zeros before loading weights). */
+export function initDenoiser(config: DenoiserConfig, init: Init): DenoiserModel {
+  validateDenoiserConfig(config);
+  return denoiserFromParams(config, initDenoiserParams(config, init, ''));
+}
+
+/**
+ * A new generator with weights drawn from `rng`. A 'tweedie' generator created this way has a
+ * randomly initialised denoiser; to start from a teacher use {@link tweedieGenerator}.
+ */
+export function createGenerator(config: GeneratorConfig, rng: Rng): GeneratorModel {
+  return initGenerator(config, rng);
+}
+
+/** A generator initialised from `init` (an Rng, or null for zeros before loading weights). */
+export function initGenerator(config: GeneratorConfig, init: Init): GeneratorModel {
+  validateGeneratorConfig(config);
+  const params =
+    config.kind === 'mlp-generator'
+      ? initMlpGenerator(config, init, GEN)
+      : initDenoiserParams(config.denoiser, init, `${DENOISER}.`);
+  return generatorFromParams(config, params);
+}
+
+/**
+ * Eq. (B.3), the Tweedie initialisation: the generator x = D_teacher(σ*·z; σ*) = z' + σ*² s(z'),
+ * z' = σ*·z, with a copy of the teacher's params named `denoiser.` + the teacher's name
+ * (`net.layers.0.weight` → `denoiser.net.layers.0.weight`), so that a saved Tweedie generator
+ * loads back with {@link loadGenerator}.
+ */
+export function tweedieGenerator(teacher: DenoiserModel, sigmaStar: number): GeneratorModel {
+  if (!(sigmaStar > 0)) throw new Error(`tweedieGenerator: sigmaStar must be > 0, got ${sigmaStar}`);
+  const copy = cloneParams(teacher.params);
+  const params: Params = {};
+  for (const [name, v] of Object.entries(copy)) params[`${DENOISER}.${name}`] = v;
+  return generatorFromParams({ kind: 'tweedie', sigmaStar, denoiser: structuredClone(teacher.config) }, params);
+}
+
+/** A model with new variables holding the same values (the fake score starts as a copy of the teacher). */
+export function cloneModel<M extends DenoiserModel | GeneratorModel>(m: M): M {
+  const config = structuredClone(m.config);
+  const params = cloneParams(m.params);
+  return (config.kind === 'edm' ? denoiserFromParams(config, params) : generatorFromParams(config, params)) as M;
+}

@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+
+import { Rng } from '@diff-instruct/sde';
+import { gradCheck, tol } from '@diff-instruct/sde/testing';
+
+import { dense, matmul, oneHotEmbed, silu } from './ops.js';
+
+const rng = new Rng(7);
+const t2 = (r: number, c: number) => rng.normalTensor([r, c]) as tf.Tensor2D;
+const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+
+describe('matmul', () => {
+  it('computes A·B like tf.matMul', () => {
+    const a = t2(5, 3);
+    const b = t2(3, 4);
+    expect(maxAbsDiff(matmul(a, b), tf.matMul(a, b))).toBeLessThan(tol(1e-6));
+  });
+
+  it('has a gradient that matches finite differences', () => {
+    const a = t2(4, 3);
+    const b = t2(3, 5);
+    const w = t2(4, 5); // a non-trivial dy
+    const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.tanh(matmul(x as tf.Tensor2D, y as tf.Tensor2D)), w)) as tf.Scalar;
+    const r = gradCheck(f, [a, b], { eps: 1e-2, probes: 12 });
+    expect(r.maxRelError).toBeLessThan(tol(5e-3));
+  });
+
+  it("has the same gradient as tf's own matMul", () => {
+    const a = t2(6, 3);
+    const b = t2(3, 2);
+    const ours = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(matmul(x as tf.Tensor2D, y as tf.Tensor2D))))([a, b]);
+    const theirs = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y))))([a, b]);
+    expect(maxAbsDiff(ours[0]!, theirs[0]!)).toBeLessThan(tol(1e-4));
+    expect(maxAbsDiff(ours[1]!, theirs[1]!)).toBeLessThan(tol(1e-4));
+  });
+
+  it('supports second-order gradients (an R1-style penalty ‖∇ₓ f‖² differentiated wrt the weights)', () => {
+    const x = t2(3, 4);
+    const b = t2(4, 2);
+    const r1 = (mm: (p: tf.Tensor2D, q: tf.Tensor2D) => tf.Tensor) => (w: tf.Tensor) => {
+      const gx = tf.grad((xx: tf.Tensor) => tf.sum(silu(mm(xx as tf.Tensor2D, w as tf.Tensor2D))))(x);
+      return tf.sum(tf.square(gx));
+    };
+    const ours = tf.grad(r1(matmul))(b);
+    const theirs = tf.grad(r1((p, q) => tf.matMul(p, q)))(b);
+    expect(maxAbsDiff(ours, theirs)).toBeLessThan(tol(1e-4));
+    const fd = gradCheck((w) => r1(matmul)(w) as tf.Scalar, [b], { eps: 1e-2 });
+    expect(fd.maxRelError).toBeLessThan(tol(1e-2));
+  });
+
+  it('rejects mismatched shapes with a clear message', () => {
+    expect(() => matmul(t2(2, 3), t2(4, 2))).toThrow(/inner dimensions/);
+  });
+});
+
+describe('dense, silu, oneHotEmbed', () => {
+  it('dense has a gradient that matches finite differences for x, W and b', () => {
+    const x = t2(5, 3);
+    const w = t2(3, 4);
+    const b = rng.normalTensor([4]);
+    const f = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+      tf.sum(tf.square(silu(dense(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D)))) as tf.Scalar;
+    expect(gradCheck(f, [x, w, b], { eps: 1e-2, probes: 12 }).maxRelError).toBeLessThan(tol(5e-3));
+  });
+
+  it('silu is x·sigmoid(x)', () => {
+    const x = tf.tensor1d([-3, -0.5, 0, 0.5, 3]);
+    const expected = [-3, -0.5, 0, 0.5, 3].map((v) => v / (1 + Math.exp(-v)));
+    const got = Array.from(silu(x).dataSync());
+    got.forEach((g, i) => expect(g).toBeCloseTo(expected[i]!, 5));
+  });
+
+  it('oneHotEmbed selects table rows, gives zero for an all-zero label, and has the gather gradient', () => {
+    const table = t2(3, 4);
+    const label = tf.tensor2d([
+      [0, 1, 0],
+      [0, 0, 0],
+    ]);
+    const e = oneHotEmbed(label, table);
+    expect(maxAbsDiff(e.slice([0, 0], [1, 4]), table.slice([1, 0], [1, 4]))).toBe(0);
+    expect(maxAbsDiff(e.slice([1, 0], [1, 4]), tf.zeros([1, 4]))).toBe(0);
+    const f = (t: tf.Tensor) => tf.sum(tf.square(oneHotEmbed(label, t as tf.Tensor2D))) as tf.Scalar;
+    expect(gradCheck(f, [table], { eps: 1e-2 }).maxRelError).toBeLessThan(tol(5e-3));
+  });
+});
+
+describe('second-order gradients', () => {
+  it('are correct through silu (tf.sigmoid alone gets them wrong in tfjs 4.22)', () => {
+    const x = rng.normalTensor([6]);
+    const w = tf.scalar(2);
+    const r1 = (ww: tf.Tensor) => tf.sum(tf.square(tf.grad((xx: tf.Tensor) => tf.sum(silu(tf.mul(xx, ww))))(x))) as tf.Scalar;
+    expect(gradCheck(r1, [w], { eps: 1e-2 }).maxRelError).toBeLessThan(tol(1e-3)); // plain x·sigmoid(x): ~0.2
+    // the first derivative itself
+    expect(gradCheck((xx) => tf.sum(tf.mul(silu(xx), tf.range(0, 6))) as tf.Scalar, [x]).maxRelError).toBeLessThan(tol(5e-3));
+  });
+});

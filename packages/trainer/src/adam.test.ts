@@ -1,0 +1,62 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+
+import { Adam } from './adam.js';
+import { Ema } from './ema.js';
+
+describe('Adam', () => {
+  it('matches the update rule computed by hand over three steps', () => {
+    const p = tf.variable(tf.tensor1d([1, -2, 3]));
+    const opt = new Adam({ p }, { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8 });
+    const gs = [
+      [0.5, -1, 2],
+      [0.1, 0.3, -0.2],
+      [-0.4, 0.2, 0.0],
+    ];
+    let x = [1, -2, 3];
+    let m = [0, 0, 0];
+    let v = [0, 0, 0];
+    gs.forEach((g, k) => {
+      const t = k + 1;
+      m = m.map((mi, i) => 0.9 * mi + 0.1 * g[i]!);
+      v = v.map((vi, i) => 0.99 * vi + 0.01 * g[i]! ** 2);
+      x = x.map((xi, i) => xi - (0.1 * (m[i]! / (1 - 0.9 ** t))) / (Math.sqrt(v[i]! / (1 - 0.99 ** t)) + 1e-8));
+      opt.apply({ p: tf.tensor1d(g) });
+    });
+    const got = Array.from(p.dataSync());
+    got.forEach((g, i) => expect(g).toBeCloseTo(x[i]!, 5));
+    expect(opt.t).toBe(3);
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('with β1 = 0 (Table 7) takes a sign-like first step of size lr', () => {
+    const p = tf.variable(tf.tensor1d([0, 0]));
+    const opt = new Adam({ p }, { lr: 0.01, beta1: 0, beta2: 0.99 });
+    opt.apply({ p: tf.tensor1d([3, -0.5]) });
+    const got = Array.from(p.dataSync());
+    expect(got[0]).toBeCloseTo(-0.01, 6);
+    expect(got[1]).toBeCloseTo(0.01, 6);
+  });
+
+  it('clips the global gradient norm', () => {
+    const p = tf.variable(tf.tensor1d([0, 0]));
+    const opt = new Adam({ p }, { lr: 1, beta1: 0.9, beta2: 0.999, clipNorm: 1 });
+    opt.apply({ p: tf.tensor1d([30, 40]) });
+    // Clipped to [0.6, 0.8]; the first Adam step is still ±lr per coordinate.
+    expect(Array.from(opt.m.p!.dataSync()).map((v) => v / 0.1)).toEqual([expect.closeTo(0.6, 5), expect.closeTo(0.8, 5)]);
+  });
+});
+
+describe('Ema', () => {
+  it('follows θ_ema ← βθ_ema + (1−β)θ with β from the half-life', () => {
+    const p = tf.variable(tf.scalar(0));
+    const ema = new Ema({ p }, 10);
+    expect(ema.beta).toBeCloseTo(0.5 ** 0.1, 12);
+    p.assign(tf.scalar(1));
+    for (let i = 0; i < 10; i++) ema.update();
+    // After one half-life the shadow has moved half-way to the new value.
+    expect(ema.shadow.p!.dataSync()[0]).toBeCloseTo(0.5, 5);
+    ema.dispose();
+  });
+});
