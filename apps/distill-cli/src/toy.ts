@@ -164,7 +164,8 @@ interface ToyData {
   dim: number;
   train: Float32Array;
   heldout: Float32Array;
-  floorRef: Float32Array;
+  /** Independent target samples, each compared with `heldout` to measure the floor and its noise. */
+  floorRefs: Float32Array[];
   target?: PointTarget;
   source: string;
 }
@@ -184,7 +185,7 @@ function loadToyData(c: ToyConfig): ToyData {
       for (let i = from; i < to; i++) out.set(p.data.subarray(perm[i]! * p.dim, (perm[i]! + 1) * p.dim), (i - from) * p.dim);
       return out;
     };
-    return { dim: p.dim, heldout: take(0, k), floorRef: take(k, 2 * k), train: take(2 * k, p.n), source: c.data };
+    return { dim: p.dim, heldout: take(0, k), floorRefs: [take(k, 2 * k)], train: take(2 * k, p.n), source: c.data };
   }
   const target = getTarget(c.target);
   return {
@@ -192,7 +193,7 @@ function loadToyData(c: ToyConfig): ToyData {
     target,
     train: target.sample(new Rng(seedFor(c.seed, 'train')), c.trainSamples),
     heldout: target.sample(new Rng(seedFor(c.seed, 'heldout')), m),
-    floorRef: target.sample(new Rng(seedFor(c.seed, 'floor')), m),
+    floorRefs: [0, 1, 2, 3].map((k) => target.sample(new Rng(seedFor(c.seed, `floor-${k}`)), m)),
     source: `target ${c.target}`,
   };
 }
@@ -294,9 +295,10 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
 
   // 3. Evaluation against held-out points.
   io.stderr('evaluating: one-step generator and teacher Heun at NFE 1, 3, 5, 9, 17, 35\n');
-  const report = evaluate(c, data, teacher, di.ema, out);
+  const evaluation = evaluate(c, data, teacher, di.ema, out);
+  const report: ToyReport = { generator: evaluation.generator, teacher: evaluation.teacher, floor: evaluation.floor };
   writeFileAtomicSync(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = reportMarkdown(report, c, data);
+  const md = reportMarkdown(evaluation, c, data);
   writeFileAtomicSync(join(out, 'report.md'), md);
   writeFileAtomicSync(join(out, 'losses.png'), lossPlot(join(out, 'log.jsonl')));
   io.stderr(`wrote ${c.out}/report.md, report.json, samples.csv, teacher-nfe*.csv, scatter.png, losses.png\n`);
@@ -304,7 +306,14 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
-function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: GeneratorModel, out: string): ToyReport & { ms: Record<string, number> } {
+interface Evaluation extends ToyReport {
+  /** Milliseconds per sample, by sampler. */
+  ms: Record<string, number>;
+  /** Standard deviation of the floor's energy distance over independent target samples. */
+  floorEnergyStd?: number;
+}
+
+function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: GeneratorModel, out: string): Evaluation {
   const m = c.numSamples;
   const dim = data.dim;
   const logProb = data.target?.mixture ? (x: tf.Tensor2D) => data.target!.mixture!.logProb(x) : undefined;
@@ -337,7 +346,14 @@ function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: Gene
     writeFileAtomicSync(join(out, `teacher-nfe${nfe}.csv`), formatCsvPoints({ data: arr, n: m, dim }));
     teacherMetrics[`nfe${nfe}`] = score(arr);
   }
-  const report = { generator: score(samples), teacher: teacherMetrics, floor: score(data.floorRef) };
+  // The floor: the mean over independent target samples; its spread is the noise of every row.
+  const floors = data.floorRefs.map(score);
+  const mean = (k: keyof Metrics) => floors.reduce((a, f) => a + (f[k] ?? 0), 0) / floors.length;
+  const floor: Metrics = { energy: mean('energy'), mmd: mean('mmd'), swd: mean('swd') };
+  if (floors[0]!.loglik !== undefined) floor.loglik = mean('loglik');
+  const floorEnergyStd =
+    floors.length > 1 ? Math.sqrt(floors.reduce((a, f) => a + (f.energy - floor.energy) ** 2, 0) / (floors.length - 1)) : undefined;
+  const report = { generator: score(samples), teacher: teacherMetrics, floor };
   const best = teacherSamples.nfe35 ?? Object.values(teacherSamples).pop()!;
   writeFileAtomicSync(
     join(out, 'scatter.png'),
@@ -351,7 +367,7 @@ function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: Gene
       ],
     }),
   );
-  return Object.assign(report, { ms }) as ToyReport & { ms: Record<string, number> };
+  return Object.assign(report, { ms, floorEnergyStd });
 }
 
 function fmt(v: number | undefined): string {
@@ -359,7 +375,11 @@ function fmt(v: number | undefined): string {
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 0.01 ? v.toFixed(4) : v.toExponential(2);
 }
 
-export function reportMarkdown(r: ToyReport & { ms?: Record<string, number> }, c: ToyConfig, data: { source: string; dim: number }): string {
+export function reportMarkdown(
+  r: ToyReport & { ms?: Record<string, number>; floorEnergyStd?: number },
+  c: ToyConfig,
+  data: { source: string; dim: number },
+): string {
   const rows: string[] = [];
   const row = (name: string, nfe: string, m: Metrics, ms?: number) =>
     rows.push(
@@ -367,7 +387,11 @@ export function reportMarkdown(r: ToyReport & { ms?: Record<string, number> }, c
     );
   row('**Diff-Instruct generator**', '1', r.generator, r.ms?.generator);
   for (const [k, m] of Object.entries(r.teacher)) row('teacher, EDM Heun', k.replace('nfe', ''), m, r.ms?.[k]);
-  row('floor (two target samples)', '–', r.floor);
+  row(`floor (target vs target${r.floorEnergyStd === undefined ? '' : ', mean of 4'})`, '–', r.floor);
+  const noise =
+    r.floorEnergyStd === undefined
+      ? ''
+      : `\nThe floor's energy distance varies by ±${fmt(r.floorEnergyStd)} (one standard deviation over 4 independent target\nsamples): differences in "energy above floor" smaller than that are noise.\n`;
   return `# distill toy: ${data.source}
 
 ${data.dim}-D, seed ${c.seed}, ${c.numSamples} samples per row against held-out target points.
@@ -379,6 +403,7 @@ distance between two independent target samples.
 |---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
+${noise}
 Teacher: ${c.teacherTrain.steps} DSM steps (or loaded); Diff-Instruct: ${c.distill.steps} steps, batch ${c.distill.batchSize}, weighting ${c.distill.weighting}, generator ${c.generator}${c.generator === 'tweedie' ? ` (σ* = ${c.initSigma})` : ''}.
 `;
 }

@@ -1,0 +1,171 @@
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { main } from './main.js';
+
+async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+  return { code, stdout, stderr };
+}
+
+/** Small settings so a whole run takes seconds. */
+const tiny = {
+  hidden: [32, 32],
+  embedDim: 16,
+  trainSamples: 2000,
+  teacherTrain: { steps: 40, batchSize: 64, checkpointEvery: 20 },
+  distill: { steps: 20, batchSize: 64, checkpointEvery: 10 },
+  heunSteps: [1, 2, 3, 5, 9, 18],
+};
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'distill-'));
+}
+
+function writeConfig(dir: string, patch: object = {}): string {
+  const p = join(dir, 'tiny.json');
+  writeFileSync(p, JSON.stringify({ ...tiny, ...patch }));
+  return p;
+}
+
+/** Each bad input: one clear line on stderr, a non-zero exit, and no output folder. */
+async function expectCleanFailure(dir: string, out: string, argv: string[], pattern: RegExp): Promise<void> {
+  const r = await cli(...argv);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(pattern);
+  const lines = r.stderr.split('\n').filter((l) => l.startsWith('distill:'));
+  expect(lines).toHaveLength(1);
+  expect(existsSync(out)).toBe(false);
+  expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+}
+
+describe('distill CLI', () => {
+  it('prints help with examples, and the version', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage: distill <command>/);
+    const t = await cli('toy', '--help');
+    expect(t.stdout).toMatch(/Examples:/);
+    expect(t.stdout).toMatch(/--resume/);
+    expect((await cli('--version')).stdout).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('--dry-run prints the resolved config, flags over --config over defaults, and writes nothing', async () => {
+    const dir = tmp();
+    const out = join(dir, 'run');
+    const r = await cli('--', 'toy', '--dry-run', '--config', writeConfig(dir), '--steps', '7', '--out', out, '--seed', '3');
+    expect(r.code).toBe(0);
+    const c = JSON.parse(r.stdout);
+    expect(c.distill.steps).toBe(7);
+    expect(c.distill.batchSize).toBe(64);
+    expect(c.distill.beta1).toBe(0);
+    expect(c.distill.beta2).toBe(0.99);
+    expect(c.seed).toBe(3);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('rejects bad input with one clear line and no partial output', async () => {
+    const dir = tmp();
+    const out = join(dir, 'run');
+    await expectCleanFailure(dir, out, ['toy', '--out', out, '--stepz', '3'], /unknown flag --stepz .*did you mean --steps/);
+    await expectCleanFailure(dir, out, ['toy', '--out', out, '--steps', 'many'], /--steps must be a number/);
+    await expectCleanFailure(dir, out, ['toy', '--out', out, '--target', 'donut'], /unknown target "donut"; choose one of: ring8/);
+
+    const nan = join(dir, 'nan.csv');
+    writeFileSync(nan, 'x,y\n1,2\n3,NaN\n5,6\n');
+    await expectCleanFailure(dir, out, ['toy', '--out', out, '--data', nan], /nan\.csv.*NaN/);
+
+    await expectCleanFailure(
+      dir,
+      out,
+      ['toy', '--out', out, '--teacher', join(dir, 'missing.safetensors')],
+      /checkpoint not found: .*missing\.safetensors/,
+    );
+
+    const corrupt = join(dir, 'corrupt.safetensors');
+    writeFileSync(corrupt, 'not a checkpoint');
+    await expectCleanFailure(dir, out, ['toy', '--out', out, '--teacher', corrupt], /not a valid safetensors file/);
+  });
+
+  it('runs end to end, then samples, and rejects mismatched checkpoints and data', async () => {
+    const dir = tmp();
+    const out = join(dir, 'run');
+    const r = await cli('toy', '--config', writeConfig(dir), '--out', out, '--num-samples', '300', '--json', '--quiet');
+    expect(r.stderr).toBe(r.stderr); // progress and logs go to stderr
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(Object.keys(report).sort()).toEqual(['floor', 'generator', 'teacher']);
+    expect(Object.keys(report.teacher)).toEqual(['nfe1', 'nfe3', 'nfe5', 'nfe9', 'nfe17', 'nfe35']);
+    for (const m of [report.generator, report.floor, ...Object.values(report.teacher)] as Record<string, number>[]) {
+      expect(Object.keys(m).sort()).toEqual(['energy', 'loglik', 'mmd', 'swd']);
+      expect(Number.isFinite(m.energy)).toBe(true);
+    }
+    expect(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'))).toEqual(report);
+    for (const f of ['config.json', 'log.jsonl', 'teacher.safetensors', 'generator.safetensors', 'samples.csv', 'report.md', 'scatter.png', 'losses.png']) {
+      expect(existsSync(join(out, f)), f).toBe(true);
+    }
+    for (const k of [1, 3, 5, 9, 17, 35]) {
+      const rows = readFileSync(join(out, `teacher-nfe${k}.csv`), 'utf8').trim().split('\n');
+      expect(rows).toHaveLength(300);
+      expect(rows[0]!.split(',')).toHaveLength(2);
+      expect(Number.isFinite(Number(rows[0]!.split(',')[0]))).toBe(true);
+    }
+    expect(readFileSync(join(out, 'samples.csv'), 'utf8').trim().split('\n')).toHaveLength(300);
+
+    // distill sample: one saved generator, new samples.
+    const csv = join(dir, 'draw.csv');
+    const s = await cli('sample', '--generator', join(out, 'generator.safetensors'), '--num-samples', '50', '--out', csv);
+    expect(s.code).toBe(0);
+    expect(readFileSync(csv, 'utf8').trim().split('\n')).toHaveLength(50);
+
+    // A generator checkpoint is not a teacher.
+    const out2 = join(dir, 'run2');
+    await expectCleanFailure(dir, out2, ['toy', '--out', out2, '--teacher', join(out, 'generator.safetensors')], /holds a generator, expected a denoiser/);
+    // A 3-D point file against this 2-D teacher.
+    const pts = join(dir, 'points3.csv');
+    writeFileSync(pts, Array.from({ length: 100 }, (_, i) => `${i % 7},${i % 5},${i % 3}`).join('\n'));
+    await expectCleanFailure(dir, out2, ['toy', '--out', out2, '--data', pts, '--teacher', join(out, 'teacher.safetensors')], /2-D data, but the data is 3-D/);
+    // An existing run folder is never overwritten.
+    const again = await cli('toy', '--out', out, '--config', writeConfig(dir));
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already holds files; .* --resume/);
+  });
+
+  it('--resume continues exactly where the run stopped', async () => {
+    const dir = tmp();
+    const straight = join(dir, 'straight');
+    const cfg = writeConfig(dir, { distill: { steps: 20, batchSize: 64, checkpointEvery: 10 } });
+    expect((await cli('toy', '--config', cfg, '--out', straight, '--num-samples', '200', '--quiet')).code).toBe(0);
+
+    // The same run stopped after 10 steps (its state file is at step 10), then resumed to 20.
+    const stopped = join(dir, 'stopped');
+    const cfg10 = writeConfig(dir, { distill: { steps: 10, batchSize: 64, checkpointEvery: 10 } });
+    expect((await cli('toy', '--config', cfg10, '--out', stopped, '--num-samples', '200', '--quiet')).code).toBe(0);
+    const stored = JSON.parse(readFileSync(join(stopped, 'config.json'), 'utf8'));
+    stored.distill.steps = 20;
+    writeFileSync(join(stopped, 'config.json'), JSON.stringify(stored));
+    const r = await cli('toy', '--resume', stopped, '--quiet');
+    expect(r.code).toBe(0);
+
+    const bytes = (d: string, f: string) => readFileSync(join(d, f));
+    expect(bytes(stopped, 'generator.safetensors').equals(bytes(straight, 'generator.safetensors'))).toBe(true);
+    expect(bytes(stopped, 'samples.csv').equals(bytes(straight, 'samples.csv'))).toBe(true);
+    const steps = (d: string) =>
+      readFileSync(join(d, 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((x) => x.phase === 'diff-instruct')
+        .map((x) => x.step);
+    expect(steps(stopped)).toEqual(steps(straight));
+
+    const bad = await cli('toy', '--resume', stopped, '--steps', '5');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--resume continues a run with its stored settings; drop --steps/);
+  });
+});
