@@ -1,8 +1,8 @@
 import { extname } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { encodeNpy, formatCsvPoints, writeFileAtomicSync } from '@diff-instruct/data';
-import { loadGenerator } from '@diff-instruct/models';
+import { encodeNpy, formatCsvPoints } from '@diff-instruct/data';
+import { loadGenerator, writeFileAtomic } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
@@ -58,7 +58,7 @@ export async function runSample(argv: readonly string[], io: Io): Promise<number
   const x = tf.tidy(() => gen.generate(new Rng(Number(flags.seed ?? 0)).normalTensor([n, ...gen.latentShape]), label));
   const data = x.dataSync() as Float32Array;
   const dim = data.length / n;
-  writeFileAtomicSync(out, ext === '.csv' ? formatCsvPoints({ data, n, dim }) : encodeNpy(data, [n, ...gen.outputShape]));
+  writeFileAtomic(out, ext === '.csv' ? formatCsvPoints({ data, n, dim }) : encodeNpy(data, [n, ...gen.outputShape]));
   io.stderr(`wrote ${n} samples of shape [${gen.outputShape.join(', ')}] to ${out}\n`);
   return 0;
 }

@@ -10,7 +10,6 @@ import {
   readPoints,
   scatterPlot,
   validatePoints,
-  writeFileAtomicSync,
   type PointTarget,
 } from '@diff-instruct/data';
 import { compareSamples, type SampleMetrics } from '@diff-instruct/metrics';
@@ -19,6 +18,7 @@ import {
   createGenerator,
   loadDenoiser,
   saveModel,
+  writeFileAtomic,
   tweedieGenerator,
   type DenoiserModel,
   type GeneratorModel,
@@ -247,7 +247,7 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
   mkdirSync(out, { recursive: true });
   const sigmaData = c.sigmaData ?? Number(std(data.train).toFixed(4));
   const resolved: ToyConfig = { ...c, sigmaData };
-  if (!resuming) writeFileAtomicSync(join(out, 'config.json'), `${JSON.stringify(resolved, null, 2)}\n`);
+  if (!resuming) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(resolved, null, 2)}\n`);
   io.stderr(`distill toy: ${data.source}, ${data.dim}-D, ${data.train.length / data.dim} training points, σ_data ${sigmaData}; writing to ${c.out}\n`);
   const log = new JsonlLog(join(out, 'log.jsonl'));
   const onProgress = progressBar(process.stderr, !flags.quiet);
@@ -297,10 +297,10 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
   io.stderr('evaluating: one-step generator and teacher Heun at NFE 1, 3, 5, 9, 17, 35\n');
   const evaluation = evaluate(c, data, teacher, di.ema, out);
   const report: ToyReport = { generator: evaluation.generator, teacher: evaluation.teacher, floor: evaluation.floor };
-  writeFileAtomicSync(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileAtomic(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   const md = reportMarkdown(evaluation, c, data);
-  writeFileAtomicSync(join(out, 'report.md'), md);
-  writeFileAtomicSync(join(out, 'losses.png'), lossPlot(join(out, 'log.jsonl')));
+  writeFileAtomic(join(out, 'report.md'), md);
+  writeFileAtomic(join(out, 'losses.png'), lossPlot(join(out, 'log.jsonl')));
   io.stderr(`wrote ${c.out}/report.md, report.json, samples.csv, teacher-nfe*.csv, scatter.png, losses.png\n`);
   io.stdout(flags.json ? `${JSON.stringify(report, null, 2)}\n` : md);
   return 0;
@@ -327,7 +327,7 @@ function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: Gene
     return gen.generate(z).dataSync() as Float32Array;
   });
   ms.generator = (performance.now() - t0) / m;
-  writeFileAtomicSync(join(out, 'samples.csv'), formatCsvPoints({ data: samples, n: m, dim }));
+  writeFileAtomic(join(out, 'samples.csv'), formatCsvPoints({ data: samples, n: m, dim }));
 
   const teacherSamples: Record<string, Float32Array> = {};
   const teacherMetrics: Record<string, Metrics> = {};
@@ -343,7 +343,7 @@ function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: Gene
     x.dispose();
     ms[`nfe${nfe}`] = (performance.now() - t0) / m;
     teacherSamples[`nfe${nfe}`] = arr;
-    writeFileAtomicSync(join(out, `teacher-nfe${nfe}.csv`), formatCsvPoints({ data: arr, n: m, dim }));
+    writeFileAtomic(join(out, `teacher-nfe${nfe}.csv`), formatCsvPoints({ data: arr, n: m, dim }));
     teacherMetrics[`nfe${nfe}`] = score(arr);
   }
   // The floor: the mean over independent target samples; its spread is the noise of every row.
@@ -355,7 +355,7 @@ function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: Gene
     floors.length > 1 ? Math.sqrt(floors.reduce((a, f) => a + (f.energy - floor.energy) ** 2, 0) / (floors.length - 1)) : undefined;
   const report = { generator: score(samples), teacher: teacherMetrics, floor };
   const best = teacherSamples.nfe35 ?? Object.values(teacherSamples).pop()!;
-  writeFileAtomicSync(
+  writeFileAtomic(
     join(out, 'scatter.png'),
     scatterPlot({
       title: `${data.source}: held-out, teacher (35 NFE), teacher (1 NFE), one-step generator`,

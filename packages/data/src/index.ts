@@ -26,4 +26,3 @@ export {
   type LineSeries,
   type LinePlotOptions,
 } from './plots.js';
-export { writeFileAtomicSync } from './files.js';

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
@@ -7,7 +7,6 @@ import { Rng } from '@diff-instruct/sde';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { Canvas } from './canvas.js';
-import { writeFileAtomicSync } from './files.js';
 import { GLYPH_HEIGHT, GLYPH_WIDTH, glyphPixel } from './font.js';
 import { PALETTE, formatTick, linePlot, niceTicks, scatterPlot } from './plots.js';
 import { PNG_SIGNATURE, crc32, encodePng } from './png.js';
@@ -75,7 +74,7 @@ describe('PNG', () => {
     const rgba = new Uint8Array(w * h * 4).fill(255);
     rgba.set([10, 20, 30, 40], 4 * (2 * w + 5)); // pixel (5, 2)
     const path = join(dir, 'tiny.png');
-    writeFileAtomicSync(path, encodePng(w, h, rgba));
+    writeFileSync(path, encodePng(w, h, rgba));
     const png = decodePng(new Uint8Array(readFileSync(path)));
     expect([png.width, png.height]).toEqual([7, 3]);
     expect(png.chunks).toEqual(['IHDR', 'IDAT', 'IEND']);
@@ -209,26 +208,5 @@ describe('plots', () => {
     expect(countNonWhite(png)).toBeGreaterThan(2000);
     expect(() => linePlot({ series: [{ x: [1, 2], y: [1], label: 'a' }] })).toThrow(/2 x values but 1 y values/);
     expect(() => decodePng(linePlot({ series: [{ x: [], y: [], label: 'empty' }] }))).not.toThrow();
-  });
-});
-
-describe('writeFileAtomicSync', () => {
-  it('replaces the file whole and leaves no temporary file', () => {
-    const path = join(dir, 'report.json');
-    writeFileAtomicSync(path, '{"a":1}');
-    writeFileAtomicSync(path, '{"a":2}');
-    expect(readFileSync(path, 'utf8')).toBe('{"a":2}');
-    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-  });
-
-  it('cleans up and rethrows on error', () => {
-    // Renaming a file over a non-empty folder fails after the temporary file was written.
-    const target = join(dir, 'a-folder');
-    mkdirSync(target, { recursive: true });
-    writeFileSync(join(target, 'inside'), 'x');
-    expect(() => writeFileAtomicSync(target, 'data')).toThrow();
-    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    expect(() => writeFileAtomicSync(join(dir, 'no', 'such', 'dir.txt'), 'x')).toThrow(/ENOENT/);
-    expect(existsSync(join(dir, 'no'))).toBe(false);
   });
 });

@@ -144,4 +144,18 @@ describe('writeFileAtomic', () => {
     expect(existsSync(join(dir, 'missing-dir'))).toBe(false);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
+
+  it('writes text as UTF-8, and cleans up when the final rename fails', () => {
+    const sub = join(dir, 'atomic-text');
+    mkdirSync(sub);
+    const p = join(sub, 'report.json');
+    writeFileAtomic(p, '{"σ":1}');
+    expect(readFileSync(p, 'utf8')).toBe('{"σ":1}');
+    // Renaming a file over a non-empty folder fails after the temporary file was written.
+    const folder = join(sub, 'a-folder');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'inside'), 'x');
+    expect(() => writeFileAtomic(folder, 'data')).toThrow(/a-folder/);
+    expect(readdirSync(sub).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
 });

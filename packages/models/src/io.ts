@@ -33,7 +33,8 @@ function describeWriteError(path: string, e: NodeJS.ErrnoException): string {
  * temporary file in the same directory, is flushed to disk, and is then renamed over `path`.
  * On failure the temporary file is removed and the error says what happened.
  */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+export function writeFileAtomic(path: string, content: Uint8Array | string): void {
+  const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content;
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
   let fd: number | null = null;
   try {
