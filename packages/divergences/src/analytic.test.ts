@@ -1,13 +1,14 @@
+import { a1Weight } from '@diff-instruct/sde';
 import * as tf from '@tensorflow/tfjs';
 import { tol } from '@diff-instruct/sde/testing';
 import { describe, expect, it } from 'vitest';
 
-import { a1ExampleWeight, disjointSupportLogDensity, iklDisjointSupport } from './analytic.js';
+import { disjointSupportLogDensity, iklDisjointSupport } from './analytic.js';
 import { boxDenoiser } from './a1.fixtures.js';
 
 describe('iklDisjointSupport (A.4)', () => {
   it('is θ² for the weight of appendix A.1', () => {
-    for (const theta of [0, 0.5, 1, -2]) expect(iklDisjointSupport(theta, a1ExampleWeight)).toBeCloseTo(theta * theta, 6);
+    for (const theta of [0, 0.5, 1, -2]) expect(iklDisjointSupport(theta, a1Weight)).toBeCloseTo(theta * theta, 6);
   });
 
   it('is θ²/2 for w(t) = t·e^{−t}', () => {

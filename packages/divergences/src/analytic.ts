@@ -2,10 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 
 import { simpson } from './quadrature.js';
 
-/** The weight of appendix A.1: w(t) = t for t ≤ 1 and 1/t for t ≥ 1, so ∫_0^∞ w(t)/(2t) dt = 1. */
-export function a1ExampleWeight(t: number): number {
-  return t <= 1 ? t : 1 / t;
-}
 
 /**
  * Eq. (A.4): the IKL between P_θ = (θ, U[0,1]) and P_0 = (0, U[0,1]) under the Brownian motion

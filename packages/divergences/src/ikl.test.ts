@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Denoiser, GaussianMixture, Rng } from '@diff-instruct/sde';
+import { type Denoiser, GaussianMixture, Rng, a1Weight } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 import { describe, expect, it } from 'vitest';
 
-import { a1ExampleWeight, disjointSupportLogDensity, iklDisjointSupport } from './analytic.js';
+import { disjointSupportLogDensity, iklDisjointSupport } from './analytic.js';
 import { a1Denoiser } from './a1.fixtures.js';
 import { type IklWeighting, iklSurrogate, iklValue } from './ikl.js';
 import { simpson } from './quadrature.js';
@@ -32,12 +32,12 @@ describe('iklValue (3.1)', () => {
         logQ: (x, t) => disjointSupportLogDensity(theta, x, t),
         logP: (x, t) => disjointSupportLogDensity(0, x, t),
         sampleQ,
-        weight: a1ExampleWeight,
+        weight: a1Weight,
         rng,
         samplesPerNode: 16384,
       });
       expect(tf.memory().numTensors).toBe(before);
-      const exact = iklDisjointSupport(theta, a1ExampleWeight);
+      const exact = iklDisjointSupport(theta, a1Weight);
       expect(exact).toBeCloseTo(theta * theta, 6);
       expect(Math.abs(value - exact) / exact).toBeLessThan(0.02);
       expect(stderr).toBeGreaterThan(0);
@@ -48,7 +48,7 @@ describe('iklValue (3.1)', () => {
 });
 
 describe('iklSurrogate (3.2) on appendix A.1', () => {
-  const I = iklDisjointSupport(1, a1ExampleWeight); // ∫ w/2t dt = 1
+  const I = iklDisjointSupport(1, a1Weight); // ∫ w/2t dt = 1
   const closedFormGrad = (theta: number) =>
     tf.tidy(() => tf.grad((th: tf.Tensor) => tf.mul(tf.square(th), I))(tf.scalar(theta)).dataSync()[0]!);
 
@@ -67,7 +67,7 @@ describe('iklSurrogate (3.2) on appendix A.1', () => {
       const s = Math.exp(nodes[k]!);
       for (let j = 0; j < M; j++) {
         sig[k * M + j] = s;
-        w[k * M + j] = (N / M) * weights[k]! * a1ExampleWeight(s * s) * 2 * s * s;
+        w[k * M + j] = (N / M) * weights[k]! * a1Weight(s * s) * 2 * s * s;
       }
     }
     const z = rng.uniform(N);
@@ -107,7 +107,7 @@ describe('iklSurrogate (3.2) on appendix A.1', () => {
       const u = -Math.sign(v) * Math.log(1 - 2 * Math.abs(v));
       const s = Math.exp(u);
       sig[i] = s;
-      w[i] = (a1ExampleWeight(s * s) * 2 * s * s) / (Math.exp(-Math.abs(u)) / 2);
+      w[i] = (a1Weight(s * s) * 2 * s * s) / (Math.exp(-Math.abs(u)) / 2);
     }
     const z = rng.uniform(N);
     const noise = rng.normalTensor([N, 2]);

@@ -1,5 +1,5 @@
 export { dsmLoss, type DsmLossArgs } from './dsm.js';
 export { iklSurrogate, iklValue, type IklWeighting, type IklSurrogateArgs, type IklValueArgs } from './ikl.js';
 export { sdsSurrogate, diracDenoiser, type SdsSurrogateArgs } from './sds.js';
-export { iklDisjointSupport, a1ExampleWeight, disjointSupportLogDensity } from './analytic.js';
+export { iklDisjointSupport, disjointSupportLogDensity } from './analytic.js';
 export { simpson } from './quadrature.js';

@@ -40,10 +40,13 @@ export function param<T extends tf.Tensor>(params: Params, name: string): T {
   return v as unknown as T;
 }
 
-/** New variables with the same names and values. */
-export function cloneParams(params: Params): Params {
+/**
+ * New variables with the same names and values. They are trainable unless `trainable` says
+ * otherwise: a clone is the parameter set of a new model (a fake score, an EMA snapshot).
+ */
+export function cloneParams(params: Params, trainable = true): Params {
   const out: Params = {};
-  for (const [name, v] of Object.entries(params)) out[name] = tf.tidy(() => tf.variable(v.clone(), v.trainable));
+  for (const [name, v] of Object.entries(params)) out[name] = tf.tidy(() => tf.variable(v.clone(), trainable));
   return out;
 }
 

@@ -4,8 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { dsmLoss, iklSurrogate, type IklWeighting } from '@diff-instruct/divergences';
 import {
   cloneModel,
-  copyParams,
-  createGenerator,
+  cloneParams,
+  disposeModel,
+  generatorFromParams,
   type DenoiserModel,
   type GeneratorModel,
 } from '@diff-instruct/models';
@@ -147,11 +148,7 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
     return { z, label, sigma, noise };
   };
 
-  const emaModel = (): GeneratorModel => {
-    const m = createGenerator(generator.config, new Rng(0));
-    copyParams(ema.shadow, m.params);
-    return m;
-  };
+  const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
 
   runLoop({
     phase: 'diff-instruct',
@@ -223,7 +220,7 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
       if (o.onCheckpoint) {
         const m = emaModel();
         o.onCheckpoint(step, m);
-        for (const v of Object.values(m.params)) v.dispose();
+        disposeModel(m);
       }
     },
   });

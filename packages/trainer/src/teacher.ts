@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 
 import * as tf from '@tensorflow/tfjs';
 import { dsmLoss } from '@diff-instruct/divergences';
-import { copyParams, createDenoiser, type DenoiserModel } from '@diff-instruct/models';
+import { cloneParams, denoiserFromParams, type DenoiserModel } from '@diff-instruct/models';
 import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
@@ -121,8 +121,7 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
       );
     },
   });
-  const out = createDenoiser(model.config, new Rng(0));
-  copyParams(ema.shadow, out.params);
+  const out = denoiserFromParams(model.config, cloneParams(ema.shadow));
   adam.dispose();
   ema.dispose();
   return { model, ema: out };
