@@ -4,6 +4,9 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { encodeNpy, getTarget } from '@diff-instruct/data';
+import { Rng } from '@diff-instruct/sde';
+
 import { main } from './main.js';
 
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -167,5 +170,25 @@ describe('distill CLI', () => {
     const bad = await cli('toy', '--resume', stopped, '--steps', '5');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--resume continues a run with its stored settings; drop --steps/);
+  });
+
+  it('distils any point file: a 3-D .npy and a 2-D CSV with a header row', async () => {
+    const dir = tmp();
+    const npy = join(dir, 'points.npy');
+    writeFileSync(npy, encodeNpy(getTarget('gmm-3d').sample(new Rng(0), 600), [600, 3]));
+    const out = join(dir, 'npy');
+    const r = await cli('toy', '--config', writeConfig(dir), '--data', npy, '--out', out, '--num-samples', '100', '--json', '--quiet');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).generator.loglik).toBeUndefined(); // no known density for a file
+    const row = readFileSync(join(out, 'samples.csv'), 'utf8').split('\n')[0]!;
+    expect(row.split(',')).toHaveLength(3);
+
+    const csv = join(dir, 'points.csv');
+    const ring = getTarget('ring8').sample(new Rng(1), 400);
+    const lines = ['x,y', ...Array.from({ length: 400 }, (_, i) => `${ring[2 * i]},${ring[2 * i + 1]}`)];
+    writeFileSync(csv, lines.join('\n'));
+    const r2 = await cli('toy', '--config', writeConfig(dir), '--data', csv, '--out', join(dir, 'csv'), '--num-samples', '60', '--quiet');
+    expect(r2.code).toBe(0);
+    expect(r2.stdout).toMatch(/Diff-Instruct generator/);
   });
 });

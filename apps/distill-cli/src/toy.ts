@@ -396,8 +396,8 @@ export function reportMarkdown(
 
 ${data.dim}-D, seed ${c.seed}, ${c.numSamples} samples per row against held-out target points.
 Lower is better for energy distance, MMD and sliced Wasserstein; higher is better for the mean
-log-likelihood under the true density (built-in mixtures only). "above floor" subtracts the energy
-distance between two independent target samples.
+log-likelihood under the true density (built-in mixtures only). "above floor" subtracts the floor:
+the energy distance between independent target samples and the held-out points.
 
 | sampler | NFE | energy | energy above floor | MMD | SWD | log-lik | ms/sample |
 |---|---|---|---|---|---|---|---|
