@@ -1,10 +1,5 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-});
+import { libraryBuild } from '../../tsup.base.js';
+
+export default defineConfig(libraryBuild());

@@ -32,7 +32,7 @@ import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 
 export const TOY_FLAGS: Record<string, FlagSpec> = {
-  target: { type: 'string', help: `built-in 2-D target: ${TARGET_NAMES.join(', ')} (default ring8)` },
+  target: { type: 'string', help: `built-in target: ${TARGET_NAMES.join(', ')} (default ring8), or gmm-<D>d in D dimensions` },
   data: { type: 'string', help: 'a point file to distil instead: N×D, .csv (header optional) or .npy' },
   teacher: { type: 'string', help: 'load this teacher (.safetensors) instead of training one' },
   out: { type: 'string', help: 'run folder for every output (default runs/toy)' },
@@ -138,8 +138,12 @@ function kebab(s: string): string {
 }
 
 function checkToyConfig(c: ToyConfig): void {
-  if (c.data === null && !TARGET_NAMES.includes(c.target)) {
-    throw new UsageError(`unknown target "${c.target}"; choose one of: ${TARGET_NAMES.join(', ')}, or pass --data FILE`);
+  if (c.data === null) {
+    try {
+      getTarget(c.target);
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}; or pass --data FILE`);
+    }
   }
   if (c.generator !== 'tweedie' && c.generator !== 'mlp') {
     throw new UsageError(`--generator must be 'tweedie' or 'mlp', got "${c.generator}"`);

@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { decodeSafetensors, encodeSafetensors, loadParamsInto, writeFileAtomic } from '@diff-instruct/models';
-import type { RngState } from '@diff-instruct/sde';
+import { Rng, type RngState } from '@diff-instruct/sde';
+
+import type { JsonlLog } from './loop.js';
 
 /** The non-tensor part of a training state: where the loop is and how it was configured. */
 export interface TrainStateInfo {
@@ -90,4 +91,32 @@ export function checkResumeConfig(stored: unknown, current: unknown, path: strin
   if (diffs.length > 0) {
     throw new Error(`cannot resume from ${path}: the config differs (${diffs.join('; ')}); resume with the same settings`);
   }
+}
+
+/** Where a resumed loop continues. */
+export interface Resumed {
+  step: number;
+  rng: Rng;
+  optimizerSteps: Record<string, number>;
+}
+
+/**
+ * The resume step shared by every trainer: when `resume` is set and `statePath` exists, loads the
+ * state, checks that it was written by the same kind of loop with the same config, assigns every
+ * group of variables, and drops the log lines past its step. Returns undefined for a fresh start.
+ */
+export function resumeTraining(o: {
+  resume?: boolean;
+  statePath?: string;
+  kind: string;
+  config: unknown;
+  groups: Record<string, Record<string, tf.Variable>>;
+  log?: JsonlLog;
+}): Resumed | undefined {
+  if (!o.resume || !o.statePath || !existsSync(o.statePath)) return undefined;
+  const st = loadTrainState(o.statePath, o.kind);
+  checkResumeConfig(st.info.config, o.config, o.statePath);
+  for (const [prefix, vars] of Object.entries(o.groups)) restoreGroup(st, prefix, vars, o.statePath);
+  o.log?.truncateAfter(o.kind, st.info.step);
+  return { step: st.info.step, rng: new Rng(st.info.rng), optimizerSteps: st.info.optimizerSteps };
 }

@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-
 import * as tf from '@tensorflow/tfjs';
 import { dsmLoss, iklSurrogate, type IklWeighting } from '@diff-instruct/divergences';
 import {
@@ -10,11 +8,11 @@ import {
   type DenoiserModel,
   type GeneratorModel,
 } from '@diff-instruct/models';
-import { logNormalSigma, Rng } from '@diff-instruct/sde';
+import { logNormalSigma, type Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { oneHot, randomLabels } from './batch.js';
-import { checkResumeConfig, loadTrainState, restoreGroup, saveTrainState } from './checkpoint.js';
+import { resumeTraining, saveTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
@@ -116,24 +114,19 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
   const optF = new Adam(fake.params, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 });
   const ema = new Ema(generator.params, c.emaHalfLife);
   const runConfig = { teacher: teacher.config, generator: generator.config, train: c };
-  let rng = o.rng;
-  let start = 0;
-  if (o.resume && o.statePath && existsSync(o.statePath)) {
-    const st = loadTrainState(o.statePath, 'diff-instruct');
-    checkResumeConfig(st.info.config, runConfig, o.statePath);
-    restoreGroup(st, 'generator', generator.params, o.statePath);
-    restoreGroup(st, 'fake', fake.params, o.statePath);
-    restoreGroup(st, 'ema', ema.shadow, o.statePath);
-    restoreGroup(st, 'adamG.m', optG.m, o.statePath);
-    restoreGroup(st, 'adamG.v', optG.v, o.statePath);
-    restoreGroup(st, 'adamF.m', optF.m, o.statePath);
-    restoreGroup(st, 'adamF.v', optF.v, o.statePath);
-    optG.t = st.info.optimizerSteps.generator ?? 0;
-    optF.t = st.info.optimizerSteps.fake ?? 0;
-    rng = new Rng(st.info.rng);
-    start = st.info.step;
-    o.log?.truncateAfter('diff-instruct', start);
-  }
+  const groups = {
+    generator: generator.params,
+    fake: fake.params,
+    ema: ema.shadow,
+    'adamG.m': optG.m,
+    'adamG.v': optG.v,
+    'adamF.m': optF.m,
+    'adamF.v': optF.v,
+  };
+  const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'diff-instruct', config: runConfig, groups, log: o.log });
+  const rng = resumed?.rng ?? o.rng;
+  optG.t = resumed?.optimizerSteps.generator ?? 0;
+  optF.t = resumed?.optimizerSteps.fake ?? 0;
   const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
   const fakeVars = Object.values(fake.params);
   const genVars = Object.values(generator.params);
@@ -153,7 +146,7 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
   runLoop({
     phase: 'diff-instruct',
     totalSteps: c.steps,
-    startStep: start,
+    startStep: resumed?.step ?? 0,
     checkpointEvery: c.checkpointEvery,
     checkpointHint: o.statePath,
     onProgress: o.onProgress,
@@ -162,18 +155,19 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
       // Step 1: fit s_φ to the generator's current samples (DSM, eq. 2.2); x0 carries no gradient.
       let fakeLoss = 0;
       for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
-        const { z, label, sigma, noise } = draw();
-        const x0 = generator.generate(z, label);
-        const { value, grads } = tf.variableGrads(
-          () => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }),
-          fakeVars,
-        );
-        optF.apply(byName(fake.params, grads));
-        fakeLoss += value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
+        fakeLoss += tf.tidy(() => {
+          const { z, label, sigma, noise } = draw();
+          const x0 = generator.generate(z, label);
+          const { value, grads } = tf.variableGrads(
+            () => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }),
+            fakeVars,
+          );
+          optF.apply(byName(fake.params, grads));
+          return value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
+        });
       }
       // Step 2: update θ with the IKL gradient (3.2).
       const { z, label, sigma, noise } = draw();
-      let scoreGap = 0;
       const { value, grads } = tf.variableGrads(() => {
         const x0 = generator.generate(z, label);
         return iklSurrogate({
@@ -190,24 +184,15 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
       const gradNorm = Math.sqrt(
         tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!,
       );
-      scoreGap = value.dataSync()[0]!;
       optG.apply(byName(generator.params, grads));
       ema.update();
-      return { fakeLoss, generatorSurrogate: scoreGap, generatorGradNorm: gradNorm };
+      return { fakeLoss, generatorSurrogate: value.dataSync()[0]!, generatorGradNorm: gradNorm };
     },
     checkpoint: (step) => {
       if (o.statePath) {
         saveTrainState(
           o.statePath,
-          {
-            generator: generator.params,
-            fake: fake.params,
-            ema: ema.shadow,
-            'adamG.m': optG.m,
-            'adamG.v': optG.v,
-            'adamF.m': optF.m,
-            'adamF.v': optF.v,
-          },
+          groups,
           {
             kind: 'diff-instruct',
             step,

@@ -6,6 +6,8 @@ export {
   loadTrainState,
   restoreGroup,
   checkResumeConfig,
+  resumeTraining,
+  type Resumed,
   type TrainStateInfo,
   type LoadedTrainState,
 } from './checkpoint.js';

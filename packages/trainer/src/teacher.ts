@@ -1,13 +1,11 @@
-import { existsSync } from 'node:fs';
-
 import * as tf from '@tensorflow/tfjs';
 import { dsmLoss } from '@diff-instruct/divergences';
 import { cloneParams, denoiserFromParams, type DenoiserModel } from '@diff-instruct/models';
-import { logNormalSigma, Rng } from '@diff-instruct/sde';
+import { logNormalSigma, type Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { drawBatch, oneHot, type Dataset } from './batch.js';
-import { checkResumeConfig, loadTrainState, restoreGroup, saveTrainState } from './checkpoint.js';
+import { resumeTraining, saveTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
 
@@ -71,26 +69,17 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
   if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
   const adam = new Adam(model.params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2 });
   const ema = new Ema(model.params, c.emaHalfLife);
-  let rng = o.rng;
-  let start = 0;
-  if (o.resume && o.statePath && existsSync(o.statePath)) {
-    const st = loadTrainState(o.statePath, 'teacher');
-    checkResumeConfig(st.info.config, { model: model.config, train: c }, o.statePath);
-    restoreGroup(st, 'net', model.params, o.statePath);
-    restoreGroup(st, 'ema', ema.shadow, o.statePath);
-    restoreGroup(st, 'adam.m', adam.m, o.statePath);
-    restoreGroup(st, 'adam.v', adam.v, o.statePath);
-    adam.t = st.info.optimizerSteps.adam ?? st.info.step;
-    rng = new Rng(st.info.rng);
-    start = st.info.step;
-    o.log?.truncateAfter('teacher', start);
-  }
+  const runConfig = { model: model.config, train: c };
+  const groups = { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v };
+  const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'teacher', config: runConfig, groups, log: o.log });
+  const rng = resumed?.rng ?? o.rng;
+  adam.t = resumed?.optimizerSteps.adam ?? 0;
   const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
   const vars = Object.values(model.params);
   runLoop({
     phase: 'teacher',
     totalSteps: c.steps,
-    startStep: start,
+    startStep: resumed?.step ?? 0,
     checkpointEvery: c.checkpointEvery,
     checkpointHint: o.statePath,
     onProgress: o.onProgress,
@@ -114,11 +103,13 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
     },
     checkpoint: (step) => {
       if (!o.statePath) return;
-      saveTrainState(
-        o.statePath,
-        { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v },
-        { kind: 'teacher', step, rng: rng.state(), optimizerSteps: { adam: adam.t }, config: { model: model.config, train: c } },
-      );
+      saveTrainState(o.statePath, groups, {
+        kind: 'teacher',
+        step,
+        rng: rng.state(),
+        optimizerSteps: { adam: adam.t },
+        config: runConfig,
+      });
     },
   });
   const out = denoiserFromParams(model.config, cloneParams(ema.shadow));
