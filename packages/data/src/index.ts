@@ -26,3 +26,20 @@ export {
   type LineSeries,
   type LinePlotOptions,
 } from './plots.js';
+export { type IdxArray, parseIdx, readIdxFile } from './idx.js';
+export {
+  type ImageDataset,
+  type ImageDatasetName,
+  type LoadImageOptions,
+  IMAGE_DATASET_NAMES,
+  IMAGE_SIZE,
+  MNIST_CLASSES,
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_ROOT,
+  loadMnist,
+  loadFashionMnist,
+  loadImageDataset,
+  padTo32,
+  toSigned,
+} from './images.js';
+export { imageGrid, type ImageGridOptions } from './grid.js';
