@@ -41,8 +41,9 @@ async function expectCleanFailure(dir: string, out: string, argv: string[], patt
   const r = await cli(...argv);
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(pattern);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith('distill:'));
-  expect(lines).toHaveLength(1);
+  // Exactly one line on stderr, and it is the error.
+  expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+  expect(r.stderr.startsWith('distill: ')).toBe(true);
   expect(existsSync(out)).toBe(false);
   expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
 }

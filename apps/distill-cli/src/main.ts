@@ -46,8 +46,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     if (!wantsHelp && !rest.includes('--dry-run')) {
       const bi = rest.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
       const requested = bi < 0 ? undefined : rest[bi]!.includes('=') ? rest[bi]!.split('=')[1] : rest[bi + 1];
-      const backend = await selectBackend(requested);
-      io.stderr(`tfjs backend: ${backend}\n`);
+      // Printed by the command once its input is validated, so a bad input gets one line only.
+      io.backend = await selectBackend(requested);
     }
     return await run(rest, io);
   } catch (e) {

@@ -80,6 +80,8 @@ teacher-nfe{1,3,5,9,17,35}.csv, report.json, report.md, scatter.png, losses.png.
 export interface Io {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
+  /** The tfjs backend in use, set by `main`. */
+  backend?: string;
 }
 
 export type Metrics = SampleMetrics;
@@ -252,7 +254,9 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
   const sigmaData = c.sigmaData ?? Number(std(data.train).toFixed(4));
   const resolved: ToyConfig = { ...c, sigmaData };
   if (!resuming) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(resolved, null, 2)}\n`);
-  io.stderr(`distill toy: ${data.source}, ${data.dim}-D, ${data.train.length / data.dim} training points, σ_data ${sigmaData}; writing to ${c.out}\n`);
+  io.stderr(
+    `distill toy: ${data.source}, ${data.dim}-D, ${data.train.length / data.dim} training points, σ_data ${sigmaData}; tfjs backend ${io.backend ?? tf.getBackend()}; writing to ${c.out}\n`,
+  );
   const log = new JsonlLog(join(out, 'log.jsonl'));
   const onProgress = progressBar(process.stderr, !flags.quiet);
 
