@@ -16,12 +16,43 @@ export interface MlpScoreConfig {
   numClasses: number;
 }
 
+/**
+ * A small UNet score network on images [N, resolution, resolution, channels], in the style of
+ * EDM's DDPM++ (SongUNet): residual blocks with GroupNorm + SiLU, the noise (and class) embedding
+ * injected as a per-channel scale and shift (adaptive GroupNorm), self-attention at chosen
+ * resolutions, average-pool down- and nearest up-sampling, and skip connections. See `unet.ts`.
+ */
+export interface UnetConfig {
+  kind: 'unet';
+  /** Image height = width, divisible by 2^(channelMult.length − 1), e.g. 32. */
+  resolution: number;
+  /** Image channels, e.g. 1 for MNIST. */
+  channels: number;
+  /** Channels at the highest resolution, e.g. 32 (EDM CIFAR-10: 128). */
+  modelChannels: number;
+  /** Channel multiplier per resolution level, e.g. [1, 2, 2] for 32, 16, 8. */
+  channelMult: number[];
+  /** Residual blocks per level in the encoder (the decoder has one more, as in EDM). */
+  numBlocks: number;
+  /**
+   * Resolutions with self-attention after each block, e.g. [8]; keep them ≤ 8 on wasm. As in EDM,
+   * the first decoder block at the lowest resolution always has attention.
+   */
+  attnResolutions: number[];
+  /** Dropout probability inside the residual blocks; active only with an Rng (`withDropout`). */
+  dropout: number;
+  /** Width of the noise (and class) embedding, even, e.g. 128. */
+  embedDim: number;
+  /** Number of classes; 0 = unconditional. */
+  numClasses: number;
+}
+
 /** A network wrapped into a denoiser by EDM preconditioning. */
 export interface EdmDenoiserConfig {
   kind: 'edm';
   /** σ_data, the standard deviation of the data (EDM: 0.5 for images in [-1, 1]). */
   sigmaData: number;
-  net: MlpScoreConfig;
+  net: MlpScoreConfig | UnetConfig;
 }
 
 /** An MLP generator z ↦ x. */
@@ -40,13 +71,36 @@ export interface TweedieGeneratorConfig {
   denoiser: EdmDenoiserConfig;
 }
 
+/**
+ * A LeNet-style image classifier, conv-pool-conv-pool-fc-fc-logits with SiLU, whose penultimate
+ * features give "FID (LeNet features)". See `lenet.ts`.
+ */
+export interface LenetConfig {
+  kind: 'lenet';
+  /** Image height = width, a multiple of 4 (two 2× poolings), e.g. 32. */
+  resolution: number;
+  /** Image channels, e.g. 1 for MNIST. */
+  channels: number;
+  numClasses: number;
+  /** Width of the penultimate layer, the features used for FID, e.g. 128. */
+  featureDim: number;
+}
+
 export type DenoiserConfig = EdmDenoiserConfig;
 export type GeneratorConfig = MlpGeneratorConfig | TweedieGeneratorConfig;
-export type ModelConfig = DenoiserConfig | GeneratorConfig;
+export type ClassifierConfig = LenetConfig;
+export type ModelConfig = DenoiserConfig | GeneratorConfig | ClassifierConfig;
+export type ModelRole = 'denoiser' | 'generator' | 'classifier';
 
-/** 'denoiser' or 'generator', the role stored in weight files. */
-export function roleOf(config: ModelConfig): 'denoiser' | 'generator' {
-  return config.kind === 'edm' ? 'denoiser' : 'generator';
+/** 'denoiser', 'generator' or 'classifier', the role stored in weight files. */
+export function roleOf(config: ModelConfig): ModelRole {
+  return config.kind === 'edm' ? 'denoiser' : config.kind === 'lenet' ? 'classifier' : 'generator';
+}
+
+/** The shape of one sample a denoiser works on: [dim] for an MLP, [H, W, C] for a UNet. */
+export function sampleShape(config: DenoiserConfig): number[] {
+  const net = config.net;
+  return net.kind === 'mlp' ? [net.dim] : [net.resolution, net.resolution, net.channels];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -78,11 +132,45 @@ export function validateDenoiserConfig(config: unknown, where = 'denoiser config
   const net = c.net;
   check(isObject(net), where, 'net must be an object');
   const n = net as Record<string, unknown>;
-  check(n.kind === 'mlp', where, `unknown network kind ${JSON.stringify(n.kind)} (expected 'mlp')`);
-  check(posInt(n.dim), where, `net.dim must be a positive integer, got ${JSON.stringify(n.dim)}`);
-  checkWidths(n.hidden, `${where} (net)`);
+  check(n.kind === 'mlp' || n.kind === 'unet', where, `unknown network kind ${JSON.stringify(n.kind)} (expected 'mlp' or 'unet')`);
+  if (n.kind === 'mlp') {
+    check(posInt(n.dim), where, `net.dim must be a positive integer, got ${JSON.stringify(n.dim)}`);
+    checkWidths(n.hidden, `${where} (net)`);
+  } else {
+    validateUnet(n, where);
+  }
   check(posInt(n.embedDim) && (n.embedDim as number) % 2 === 0, where, `net.embedDim must be a positive even integer, got ${JSON.stringify(n.embedDim)}`);
   checkClasses(n.numClasses, `${where} (net)`);
+}
+
+function validateUnet(n: Record<string, unknown>, where: string): void {
+  const field = (name: string, ok: boolean, expected: string) =>
+    check(ok, where, `net.${name} must be ${expected}, got ${JSON.stringify(n[name])}`);
+  field('channels', posInt(n.channels), 'a positive integer');
+  field('modelChannels', posInt(n.modelChannels), 'a positive integer');
+  field('channelMult', Array.isArray(n.channelMult) && n.channelMult.length > 0 && n.channelMult.every(posInt), 'a non-empty list of positive integers');
+  field('numBlocks', posInt(n.numBlocks), 'a positive integer');
+  field('dropout', typeof n.dropout === 'number' && n.dropout >= 0 && n.dropout < 1, 'a number in [0, 1)');
+  const levels = (n.channelMult as number[]).length;
+  const r = n.resolution;
+  field('resolution', posInt(r) && (r as number) % 2 ** (levels - 1) === 0, `a positive integer divisible by 2^${levels - 1} (channelMult has ${levels} levels)`);
+  const resolutions = Array.from({ length: levels }, (_, i) => (r as number) >> i);
+  field(
+    'attnResolutions',
+    Array.isArray(n.attnResolutions) && n.attnResolutions.every((a) => resolutions.includes(a as number)),
+    `a list of level resolutions (${resolutions.join(', ')})`,
+  );
+}
+
+/** Throws a message naming the field when `config` is not a valid {@link ClassifierConfig}. */
+export function validateClassifierConfig(config: unknown, where = 'classifier config'): asserts config is ClassifierConfig {
+  check(isObject(config), where, 'expected an object');
+  const c = config as Record<string, unknown>;
+  check(c.kind === 'lenet', where, `unknown classifier kind ${JSON.stringify(c.kind)} (expected 'lenet')`);
+  check(posInt(c.resolution) && (c.resolution as number) % 4 === 0, where, `resolution must be a positive multiple of 4, got ${JSON.stringify(c.resolution)}`);
+  check(posInt(c.channels), where, `channels must be a positive integer, got ${JSON.stringify(c.channels)}`);
+  check(typeof c.numClasses === 'number' && Number.isInteger(c.numClasses) && c.numClasses >= 2, where, `numClasses must be an integer >= 2, got ${JSON.stringify(c.numClasses)}`);
+  check(posInt(c.featureDim), where, `featureDim must be a positive integer, got ${JSON.stringify(c.featureDim)}`);
 }
 
 /** Throws a message naming the field when `config` is not a valid {@link GeneratorConfig}. */

@@ -1,19 +1,28 @@
-export { matmul, dense, silu, oneHotEmbed } from './ops.js';
+export { matmul, dense, silu, oneHotEmbed, conv2d, upsample2x, downsample2x, groupNorm, softmax, batchMatmul } from './ops.js';
 export { edmPrecond, type RawNet } from './precond.js';
 export {
   type MlpScoreConfig,
+  type UnetConfig,
   type EdmDenoiserConfig,
   type MlpGeneratorConfig,
   type TweedieGeneratorConfig,
   type DenoiserConfig,
   type GeneratorConfig,
+  type LenetConfig,
+  type ClassifierConfig,
   type ModelConfig,
+  type ModelRole,
   roleOf,
+  sampleShape,
   validateDenoiserConfig,
   validateGeneratorConfig,
+  validateClassifierConfig,
 } from './config.js';
 export { type Params, type Init, cloneParams, copyParams, countParams, disposeModel } from './params.js';
 export { noiseFeatures, initMlpScore, mlpScore, initMlpGenerator, mlpGenerator } from './mlp.js';
+export { initUnet, unetScore, groupsFor } from './unet.js';
+export { type ClassifierModel, initLenet, lenet, createClassifier, initClassifier, classifierFromParams } from './lenet.js';
+export { UNET_PRESETS, type UnetPreset, unetPreset, paramCountOf, describeModel } from './presets.js';
 export {
   type DenoiserModel,
   type GeneratorModel,
@@ -40,5 +49,6 @@ export {
   readSafetensorsFile,
   loadDenoiser,
   loadGenerator,
+  loadClassifier,
   loadParamsInto,
 } from './io.js';

@@ -3,7 +3,8 @@ import { basename, dirname, join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { type ModelConfig, roleOf, validateDenoiserConfig, validateGeneratorConfig } from './config.js';
+import { type ModelConfig, type ModelRole, roleOf, validateClassifierConfig, validateDenoiserConfig, validateGeneratorConfig } from './config.js';
+import { type ClassifierModel, initClassifier } from './lenet.js';
 import { type DenoiserModel, type GeneratorModel, initDenoiser, initGenerator } from './model.js';
 import { type Params, sameShape } from './params.js';
 import { SafetensorsFormatError, type SafetensorsTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
@@ -74,10 +75,10 @@ export function writeFileAtomic(path: string, content: Uint8Array | string): voi
 
 /**
  * Saves a model's weights as safetensors, with `metadata.config` = JSON of its config,
- * `metadata.format` = 'diff-instruct' and `metadata.role` = 'denoiser' | 'generator', so that the
- * file is self-describing. `extraMetadata` (e.g. the training step) is stored alongside.
+ * `metadata.format` = 'diff-instruct' and `metadata.role` = 'denoiser' | 'generator' | 'classifier',
+ * so that the file is self-describing. `extraMetadata` (e.g. the training step) is stored alongside.
  */
-export function saveModel(path: string, model: DenoiserModel | GeneratorModel, extraMetadata: Record<string, string> = {}): void {
+export function saveModel(path: string, model: DenoiserModel | GeneratorModel | ClassifierModel, extraMetadata: Record<string, string> = {}): void {
   for (const k of RESERVED) if (k in extraMetadata) throw new Error(`saveModel: metadata key '${k}' is reserved`);
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
   for (const [name, v] of Object.entries(model.params)) {
@@ -106,13 +107,15 @@ export function readSafetensorsFile(path: string): ReturnType<typeof decodeSafet
   }
 }
 
-function readModelFile(path: string, role: 'denoiser' | 'generator'): { config: unknown; tensors: Record<string, SafetensorsTensor> } {
+const ROLES: readonly string[] = ['denoiser', 'generator', 'classifier'] satisfies ModelRole[];
+
+function readModelFile(path: string, role: ModelRole): { config: unknown; tensors: Record<string, SafetensorsTensor> } {
   const { tensors, metadata } = readSafetensorsFile(path);
   if (metadata.format !== FORMAT) {
     throw new Error(`${path} was not written by diff-instruct (metadata.format is ${JSON.stringify(metadata.format ?? null)}, expected '${FORMAT}')`);
   }
   if (metadata.role !== role) {
-    const held = metadata.role === 'denoiser' || metadata.role === 'generator' ? `a ${metadata.role}` : `role ${JSON.stringify(metadata.role ?? null)}`;
+    const held = metadata.role !== undefined && ROLES.includes(metadata.role) ? `a ${metadata.role}` : `role ${JSON.stringify(metadata.role ?? null)}`;
     throw new Error(`${path} holds ${held}, expected a ${role}`);
   }
   let config: unknown;
@@ -136,6 +139,13 @@ export function loadGenerator(path: string): GeneratorModel {
   const { config, tensors } = readModelFile(path, 'generator');
   validateGeneratorConfig(config, `config in ${path}`);
   return loadInto(initGenerator(config, null), tensors, path);
+}
+
+/** Loads a classifier saved by {@link saveModel}: `const c = loadClassifier('lenet-mnist.safetensors')`. */
+export function loadClassifier(path: string): ClassifierModel {
+  const { config, tensors } = readModelFile(path, 'classifier');
+  validateClassifierConfig(config, `config in ${path}`);
+  return loadInto(initClassifier(config, null), tensors, path);
 }
 
 function loadInto<M extends { params: Params; config: ModelConfig }>(model: M, tensors: Record<string, SafetensorsTensor>, path: string): M {

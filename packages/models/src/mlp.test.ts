@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { type Denoiser, GaussianMixture, Rng } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
-import type { EdmDenoiserConfig, MlpGeneratorConfig } from './config.js';
+import type { EdmDenoiserConfig, MlpGeneratorConfig, MlpScoreConfig } from './config.js';
 import { mlpScore } from './mlp.js';
 import { createDenoiser, createGenerator } from './model.js';
 import { countParams, disposeModel } from './params.js';
 import { edmPrecond } from './precond.js';
 
-const config = (over: Partial<EdmDenoiserConfig['net']> = {}): EdmDenoiserConfig => ({
+const config = (over: Partial<MlpScoreConfig> = {}): EdmDenoiserConfig & { net: MlpScoreConfig } => ({
   kind: 'edm',
   sigmaData: 1,
   net: { kind: 'mlp', dim: 2, hidden: [32, 32], embedDim: 16, numClasses: 0, ...over },

@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 import { tol } from '@diff-instruct/sde/testing';
 
-import type { EdmDenoiserConfig } from './config.js';
+import type { EdmDenoiserConfig, MlpScoreConfig } from './config.js';
 import { cloneModel, createDenoiser, createGenerator, tweedieGenerator } from './model.js';
 import { copyParams, countParams, disposeModel } from './params.js';
 
-const teacherConfig: EdmDenoiserConfig = {
+const teacherConfig: EdmDenoiserConfig & { net: MlpScoreConfig } = {
   kind: 'edm',
   sigmaData: 0.5,
   net: { kind: 'mlp', dim: 3, hidden: [16, 16], embedDim: 8, numClasses: 2 },
@@ -103,7 +103,7 @@ describe('cloneModel, copyParams, countParams, disposeModel', () => {
     const bad = (net: object) => () => createDenoiser({ ...teacherConfig, net: { ...teacherConfig.net, ...net } } as EdmDenoiserConfig, new Rng(0));
     expect(bad({ embedDim: 7 })).toThrow(/embedDim must be a positive even integer/);
     expect(bad({ hidden: [] })).toThrow(/hidden must be a non-empty list/);
-    expect(bad({ kind: 'unet' })).toThrow(/unknown network kind "unet"/);
+    expect(bad({ kind: 'transformer' })).toThrow(/unknown network kind "transformer"/);
     expect(() => createDenoiser({ ...teacherConfig, sigmaData: 0 }, new Rng(0))).toThrow(/sigmaData must be > 0/);
     expect(() => createGenerator({ kind: 'gan' } as never, new Rng(0))).toThrow(/unknown generator kind "gan"/);
     expect(() => tweedieGenerator(createDenoiser(teacherConfig, new Rng(0)), 0)).toThrow(/sigmaStar must be > 0/);

@@ -6,18 +6,27 @@ import {
   type DenoiserConfig,
   type GeneratorConfig,
   type TweedieGeneratorConfig,
+  sampleShape,
   validateDenoiserConfig,
   validateGeneratorConfig,
 } from './config.js';
+import { type ClassifierModel, classifierFromParams } from './lenet.js';
 import { initMlpGenerator, initMlpScore, mlpGenerator, mlpScore } from './mlp.js';
 import { type Init, type Params, cloneParams } from './params.js';
 import { edmPrecond } from './precond.js';
+import { initUnet, unetScore } from './unet.js';
 
 /** A denoiser network: plain data (config, params) and the denoiser closure over them. */
 export interface DenoiserModel {
   readonly config: DenoiserConfig;
   readonly params: Params;
+  /** D(x, σ, label): evaluation mode (no dropout), deterministic. */
   readonly denoise: Denoiser;
+  /**
+   * The same denoiser with dropout active (UNet `dropout` > 0), its masks drawn from `rng`, for
+   * training. Equal to `denoise` for networks without dropout.
+   */
+  readonly withDropout?: (rng: Rng) => Denoiser;
 }
 
 /** A one-step generator x = G(z, label). */
@@ -42,18 +51,23 @@ const GEN = 'gen';
 
 /** Creates the parameters of a denoiser; names are `${prefix}net.…`. */
 function initDenoiserParams(config: DenoiserConfig, init: Init, prefix: string, params: Params = {}): Params {
-  return initMlpScore(config.net, init, `${prefix}${NET}`, params);
+  const net = config.net;
+  return net.kind === 'mlp' ? initMlpScore(net, init, `${prefix}${NET}`, params) : initUnet(net, init, `${prefix}${NET}`, params);
 }
 
-/** The denoiser closure over existing parameters. */
-function denoiserOf(config: DenoiserConfig, params: Params, prefix: string): Denoiser {
-  return edmPrecond(mlpScore(config.net, params, `${prefix}${NET}`), config.sigmaData);
+/** The denoiser closure over existing parameters; with `dropoutRng`, dropout is active. */
+function denoiserOf(config: DenoiserConfig, params: Params, prefix: string, dropoutRng: Rng | null = null): Denoiser {
+  const net = config.net;
+  const raw = net.kind === 'mlp' ? mlpScore(net, params, `${prefix}${NET}`) : unetScore(net, params, `${prefix}${NET}`, dropoutRng);
+  return edmPrecond(raw, config.sigmaData);
 }
 
 /** Builds a denoiser model around existing parameters (which it then owns). */
 export function denoiserFromParams(config: DenoiserConfig, params: Params): DenoiserModel {
   validateDenoiserConfig(config);
-  return { config, params, denoise: denoiserOf(config, params, '') };
+  const denoise = denoiserOf(config, params, '');
+  const hasDropout = config.net.kind === 'unet' && config.net.dropout > 0;
+  return { config, params, denoise, withDropout: (rng) => (hasDropout ? denoiserOf(config, params, '', rng) : denoise) };
 }
 
 /** Builds a generator model around existing parameters (which it then owns). */
@@ -77,12 +91,12 @@ export function generatorFromParams(config: GeneratorConfig, params: Params): Ge
 function tweedieFromParams(config: TweedieGeneratorConfig, params: Params): GeneratorModel {
   const D = denoiserOf(config.denoiser, params, `${DENOISER}.`);
   const sigmaStar = config.sigmaStar;
-  const dim = config.denoiser.net.dim;
+  const shape = sampleShape(config.denoiser);
   return {
     config,
     params,
-    latentShape: [dim],
-    outputShape: [dim],
+    latentShape: shape.slice(),
+    outputShape: shape.slice(),
     numClasses: config.denoiser.net.numClasses,
     generate: (z, label) =>
       tf.tidy(() => {
@@ -136,8 +150,10 @@ export function tweedieGenerator(teacher: DenoiserModel, sigmaStar: number): Gen
 }
 
 /** A model with new variables holding the same values (the fake score starts as a copy of the teacher). */
-export function cloneModel<M extends DenoiserModel | GeneratorModel>(m: M): M {
+export function cloneModel<M extends DenoiserModel | GeneratorModel | ClassifierModel>(m: M): M {
   const config = structuredClone(m.config);
   const params = cloneParams(m.params);
-  return (config.kind === 'edm' ? denoiserFromParams(config, params) : generatorFromParams(config, params)) as M;
+  if (config.kind === 'edm') return denoiserFromParams(config, params) as M;
+  if (config.kind === 'lenet') return classifierFromParams(config, params) as M;
+  return generatorFromParams(config, params) as M;
 }

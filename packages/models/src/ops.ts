@@ -74,3 +74,239 @@ export function oneHotEmbed(label: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor2D
   }
   return matmul(label, table);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Image layers. NHWC throughout; conv kernels are [kh, kw, in, out] (tfjs HWIO; PyTorch's
+// Conv2d stores [out, in, kh, kw]).
+//
+// tfjs's own conv2d gradient needs Conv2DBackpropFilter, which the wasm backend lacks, and its
+// second-order gradients (AvgPool, resize) fail. So every image op below is a tf.customGrad whose
+// backward pass is written with the same custom ops (forward convs, pads, slices, reshapes,
+// transposes), which makes every order of gradient work and keeps wasm on its fast kernels.
+// ---------------------------------------------------------------------------------------------
+
+/** Explicit spatial padding [top, bottom, left, right]; a negative entry crops the input. */
+type Pads = readonly [number, number, number, number];
+
+type Conv = (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D;
+
+/**
+ * Inserts s − 1 zeros after every row and column: [N, H, W, C] → [N, H·s, W·s, C], so that a
+ * stride-s convolution's gradient becomes a stride-1 convolution.
+ */
+function dilate(x: tf.Tensor4D, s: number): tf.Tensor4D {
+  if (s === 1) return x;
+  const [n, h, w, c] = x.shape;
+  const x6 = x.reshape([n, h, 1, w, 1, c]);
+  const padded = tf.pad(x6, [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]]);
+  return padded.reshape([n, h * s, w * s, c]);
+}
+
+/**
+ * A valid convolution of x padded by `pads`, with stride s: y[o] = Σ_k x_pad[o·s + k]·w[k].
+ * Gradients, with dyd = dilate(dy, s):
+ * - ∂x = conv(dyd, w flipped in space and with in/out swapped), stride 1, padded to give [H, W];
+ * - ∂w = conv(x with the batch as channels [C_in, H, W, N], dyd as a filter [H_out·s, W_out·s, N, C_out]),
+ *   stride 1, padded to give [kh, kw].
+ * Both are calls of this same function, so the gradient is differentiable again.
+ */
+function convPadded(x: tf.Tensor4D, w: tf.Tensor4D, s: number, pads: Pads): tf.Tensor4D {
+  let xc = x;
+  if (pads.some((p) => p < 0)) {
+    const [n, h, wd, c] = x.shape;
+    const [t, b, l, r] = pads.map((p) => Math.max(0, -p)) as [number, number, number, number];
+    xc = tf.slice(x, [0, t, l, 0], [n, h - t - b, wd - l - r, c]);
+  }
+  const [pt, pb, pl, pr] = pads.map((p) => Math.max(0, p)) as [number, number, number, number];
+  const f = tf.customGrad(((xx: tf.Tensor4D, ww: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    save([xx, ww]);
+    return {
+      value: tf.conv2d(xx, ww, s, pt + pb + pl + pr === 0 ? 'valid' : [[0, 0], [pt, pb], [pl, pr], [0, 0]]),
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
+        return [convInputGrad(dy, sw, sx.shape, s, [pt, pb, pl, pr]), convWeightGrad(dy, sx, sw.shape, s, [pt, pb, pl, pr])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Conv;
+  return f(xc, w);
+}
+
+/** ∂x of convPadded: a stride-1 conv of the dilated dy with the kernel flipped and in/out swapped. */
+function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], s: number, pads: Pads): tf.Tensor4D {
+  const [, h, wd] = xShape as [number, number, number, number];
+  const [kh, kw] = w.shape;
+  const [pt, , pl] = pads;
+  const [, ho, wo] = dy.shape;
+  const wT = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+  // dx[j] = Σ_m dyd_pad[j + m]·w[kh − 1 − m], dyd_pad = dyd with kh − 1 − top zeros in front and
+  // enough behind for H outputs (dyd has H_out·s rows, its last s − 1 of them zero).
+  return convPadded(dilate(dy, s), wT, 1, [kh - 1 - pt, h - ho * s + pt, kw - 1 - pl, wd - wo * s + pl]);
+}
+
+/** ∂w of convPadded: one stride-1 conv with the batch axis taken as channels. */
+function convWeightGrad(dy: tf.Tensor4D, x: tf.Tensor4D, wShape: number[], s: number, pads: Pads): tf.Tensor4D {
+  const [kh, kw] = wShape as [number, number, number, number];
+  const [, h, wd] = x.shape;
+  const [pt, , pl] = pads;
+  const [, ho, wo] = dy.shape;
+  const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [C_in, H, W, N]
+  const dyT = tf.transpose(dilate(dy, s), [1, 2, 0, 3]) as tf.Tensor4D; // [H_out·s, W_out·s, N, C_out]
+  // dw[a] = Σ_i x_pad[a + i]·dyd[i]: pad x so that exactly kh (kw) outputs remain.
+  const out = convPadded(xT, dyT, 1, [pt, kh - 1 + ho * s - h - pt, pl, kw - 1 + wo * s - wd - pl]); // [C_in, kh, kw, C_out]
+  return tf.transpose(out, [1, 2, 0, 3]) as tf.Tensor4D;
+}
+
+/**
+ * A 2-D convolution with 'same' padding (as TensorFlow: out = ⌈in / stride⌉, the odd padding
+ * pixel at the bottom/right), x [N, H, W, C_in], w [kh, kw, C_in, C_out]. Its gradient is built
+ * from forward convolutions only (see `convPadded`), so it runs on wasm and can be differentiated
+ * again (R1 penalties). A 1×1, stride-1 conv is a `matmul`.
+ */
+export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: 1 | 2 = 1): tf.Tensor4D {
+  if (x.rank !== 4 || w.rank !== 4) {
+    throw new Error(`conv2d: expected x [N, H, W, C] and w [kh, kw, in, out], got shapes [${x.shape}] and [${w.shape}]`);
+  }
+  const [n, h, wd, c] = x.shape;
+  const [kh, kw, ci, co] = w.shape;
+  if (c !== ci) throw new Error(`conv2d: x has ${c} channels but w expects ${ci}: [${x.shape}] * [${w.shape}]`);
+  if (stride !== 1 && stride !== 2) throw new Error(`conv2d: stride must be 1 or 2, got ${String(stride)}`);
+  return tf.tidy(() => {
+    if (kh === 1 && kw === 1 && stride === 1) {
+      return matmul(x.reshape([n * h * wd, c]), w.reshape([ci, co])).reshape([n, h, wd, co]);
+    }
+    const same = (size: number, k: number): [number, number] => {
+      const total = Math.max(0, (Math.ceil(size / stride) - 1) * stride + k - size);
+      return [Math.floor(total / 2), total - Math.floor(total / 2)];
+    };
+    return convPadded(x, w, stride, [...same(h, kh), ...same(wd, kw)]);
+  });
+}
+
+type Unary4D = (x: tf.Tensor4D) => tf.Tensor4D;
+
+const upsampleWithGrad = tf.customGrad(((x: tf.Tensor4D) => {
+  const [, h, w] = x.shape;
+  return {
+    value: tf.image.resizeNearestNeighbor(x, [2 * h, 2 * w]),
+    // each input pixel feeds four outputs: the gradient is their sum, 4 × their mean
+    gradFunc: (dy: tf.Tensor4D) => [tf.mul(downsample2x(dy), 4)],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Unary4D;
+
+const downsampleWithGrad = tf.customGrad(((x: tf.Tensor4D) => ({
+  value: tf.avgPool(x, 2, 2, 'valid'),
+  // each output is the mean of four inputs
+  gradFunc: (dy: tf.Tensor4D) => [tf.mul(upsample2x(dy), 0.25)],
+})) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Unary4D;
+
+/**
+ * Nearest-neighbour 2× upsampling, [N, H, W, C] → [N, 2H, 2W, C]. Its gradient is 4·downsample2x
+ * and vice versa, so every order of gradient works (tfjs's ResizeNearestNeighborGrad has none).
+ */
+export function upsample2x(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.rank !== 4) throw new Error(`upsample2x: expected [N, H, W, C], got [${x.shape}]`);
+  return upsampleWithGrad(x);
+}
+
+/** 2×2 average pooling, [N, H, W, C] → [N, H/2, W/2, C]; H and W must be even. See `upsample2x`. */
+export function downsample2x(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.rank !== 4 || x.shape[1] % 2 !== 0 || x.shape[2] % 2 !== 0) {
+    throw new Error(`downsample2x: expected [N, H, W, C] with even H and W, got [${x.shape}]`);
+  }
+  return downsampleWithGrad(x);
+}
+
+/**
+ * The mean of x [N, H·W, groups, C/groups] over axes 1 and 3, kept as [N, 1, groups, 1]. Two steps,
+ * innermost axis first: wasm reduces over non-innermost axes by transposing, 2–3× slower.
+ */
+function groupMean(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.mean(tf.mean(x, 3, true), 1, true);
+}
+
+/** x̂ = (x − μ)/√(σ² + ε) per sample and group, x as [N, H·W, groups, C/groups]; also returns 1/√(σ² + ε). */
+function normalizeGroups(xg: tf.Tensor4D, eps: number): { xn: tf.Tensor4D; rstd: tf.Tensor4D } {
+  const xc = tf.sub(xg, groupMean(xg)) as tf.Tensor4D;
+  const rstd = tf.div(1, tf.sqrt(tf.add(groupMean(tf.square(xc)), eps))) as tf.Tensor4D;
+  return { xn: tf.mul(xc, rstd), rstd };
+}
+
+/** normalizeGroups(·).xn with its own gradient (see `groupNorm`). */
+function groupNormalize(xg: tf.Tensor4D, eps: number): tf.Tensor4D {
+  const f = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    save([x]);
+    return {
+      value: normalizeGroups(x, eps).xn,
+      // ∂x = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / √(σ² + ε), with x̂ recomputed from the saved input
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const { xn, rstd } = normalizeGroups(saved[0] as tf.Tensor4D, eps);
+        const centred = tf.sub(dy, groupMean(dy));
+        return [tf.mul(tf.sub(centred, tf.mul(xn, groupMean(tf.mul(dy, xn)))), rstd)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
+  return f(xg);
+}
+
+/**
+ * Group normalisation (Wu & He 2018) of x [N, H, W, C] over (H, W, C/groups) per sample and
+ * group, then x̂·gamma + beta, with gamma and beta broadcastable to x: [C] for the usual affine,
+ * [N, 1, 1, C] for an adaptive (per-sample) one. The normalisation has its own gradient (about
+ * half the passes over x of tfjs's autodiff); it recomputes x̂ from the saved input and is built
+ * from ops whose gradients read their inputs only, so second-order gradients are correct.
+ */
+export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps = 1e-5): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  if (!(Number.isInteger(groups) && groups > 0 && c % groups === 0)) {
+    throw new Error(`groupNorm: ${c} channels cannot be split into ${groups} groups`);
+  }
+  return tf.tidy(() => {
+    const xn = groupNormalize(x.reshape([n, h * w, groups, c / groups]), eps).reshape([n, h, w, c]);
+    return tf.add(tf.mul(xn, gamma), beta) as tf.Tensor4D;
+  });
+}
+
+const softmaxWithGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return {
+    value: tf.softmax(x),
+    // ∂x = s ⊙ (dy − Σ dy ⊙ s), with s recomputed from the saved input (see `silu`)
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const s = tf.softmax(saved[0]!);
+      return [tf.mul(s, tf.sub(dy, tf.sum(tf.mul(dy, s), -1, true)))];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * Softmax over the last axis. tf.softmax's gradient reuses its saved output, which makes its
+ * second-order gradients silently wrong in tfjs 4.22; this one recomputes it from the input.
+ */
+export function softmax<T extends tf.Tensor>(x: T): T {
+  return softmaxWithGrad(x) as T;
+}
+
+type BatchMatMul = (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
+const batchMatmulWithGrad = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    // dA = dy·Bᵀ, dB = Aᵀ·dy per batch entry, with explicit transposes
+    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
+      return [batchMatmul(dy, tf.transpose(sb, [0, 2, 1])), batchMatmul(tf.transpose(sa, [0, 2, 1]), dy)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as BatchMatMul;
+
+/**
+ * Batched A·B for [B, n, k]·[B, k, m], with a gradient that never uses the transposeA/B flags.
+ * Batched matmul is slow on wasm: use it for attention at low resolution only (≤ 8×8).
+ */
+export function batchMatmul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
+    throw new Error(`batchMatmul: expected [B, n, k]·[B, k, m], got [${a.shape}]·[${b.shape}]`);
+  }
+  return batchMatmulWithGrad(a, b);
+}

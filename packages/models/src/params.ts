@@ -33,6 +33,13 @@ export function addZeros(params: Params, name: string, shape: number[]): void {
   addNormal(params, name, shape, 0, null);
 }
 
+/** Adds a variable of ones under `name` (normalisation gains); zeros when `init` is null (about to be loaded). */
+export function addOnes(params: Params, name: string, shape: number[], init: Init): void {
+  if (name in params) throw new Error(`duplicate parameter name '${name}'`);
+  const values = new Float32Array(sizeOf(shape)).fill(init === null ? 0 : 1);
+  params[name] = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), true));
+}
+
 /** Looks up a parameter that a network needs; the error names it. */
 export function param<T extends tf.Tensor>(params: Params, name: string): T {
   const v = params[name];

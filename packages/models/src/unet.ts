@@ -1,0 +1,229 @@
+import * as tf from '@tensorflow/tfjs';
+
+import type { Rng } from '@diff-instruct/sde';
+
+import type { UnetConfig } from './config.js';
+import { noiseFeatures } from './mlp.js';
+import { batchMatmul, conv2d, dense, downsample2x, groupNorm, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
+import { type Init, type Params, addNormal, addOnes, addZeros, param } from './params.js';
+import type { RawNet } from './precond.js';
+
+/**
+ * A small UNet score network in the style of EDM's DDPM++ (`SongUNet` in NVlabs/edm
+ * `training/networks.py`), NHWC, built only from the custom ops of `ops.ts` so that it trains on
+ * wasm and has second-order gradients:
+ *
+ *   emb = SiLU(W₁·SiLU(W₀·(Fourier(c_noise) + label·W_label)))
+ *   encoder: conv_in, then per level: [down block], numBlocks blocks (attention where chosen)
+ *   decoder: per level (coarse to fine): [in0 (attention) + in1 at the lowest level | up block],
+ *            numBlocks + 1 blocks, each on concat(h, skip)
+ *   out = conv(SiLU(GroupNorm(h)))
+ *
+ * A block (EDM `UNetBlock`, adaptive scale):
+ *   h = conv0(resample(SiLU(GN₀(x))));  (scale, shift) = affine(emb)
+ *   h = conv1(dropout(SiLU(GN₁(h)·(1 + scale) + shift)));  x = (h + skip(resample(x)))·√½
+ *   attention: x = (proj(softmax(qᵀk/√C)·v) + x)·√½, q, k, v = 1×1 conv of GN₂(x)
+ *
+ * Departures from EDM: Fourier noise features (as the MLP, `noiseFeatures`) instead of its
+ * positional embedding; a single attention head; conv kernels stored [kh, kw, in, out].
+ */
+
+/**
+ * Scale of the initial weights of the layers that end a residual branch (conv1, attention proj)
+ * and of the output conv, relative to 1/√fan_in. EDM initialises them at 1e-5 (each block starts
+ * as the identity, F starts at zero); 0.1, as for the MLP, keeps that nearly so while every layer
+ * receives a gradient at the first step and differently seeded models differ.
+ */
+const OUT_INIT_SCALE = 0.1;
+/** EDM's skip_scale: the sum of a residual branch and its skip is scaled by √½ to keep the variance. */
+const SKIP_SCALE = Math.SQRT1_2;
+/** GroupNorm as in EDM: at most 32 groups, at least 4 channels per group. */
+const MAX_GROUPS = 32;
+const MIN_CHANNELS_PER_GROUP = 4;
+
+/** The number of GroupNorm groups for C channels: the largest divisor of C ≤ min(32, C/4), at least 1. */
+export function groupsFor(c: number): number {
+  for (let g = Math.min(MAX_GROUPS, Math.floor(c / MIN_CHANNELS_PER_GROUP)); g > 1; g--) if (c % g === 0) return g;
+  return 1;
+}
+
+interface BlockSpec {
+  name: string;
+  cin: number;
+  cout: number;
+  resample: 'up' | 'down' | null;
+  attn: boolean;
+  /** Decoder blocks that take the next skip connection (concatenated to their input). */
+  takesSkip: boolean;
+}
+
+interface UnetPlan {
+  encoder: BlockSpec[];
+  decoder: BlockSpec[];
+  /** Channels of the last decoder block. */
+  top: number;
+}
+
+/** The block layout of a UNet config: EDM's SongUNet loop, written out. */
+function plan(config: UnetConfig): UnetPlan {
+  const { resolution, modelChannels: mc, channelMult, numBlocks, attnResolutions } = config;
+  const encoder: BlockSpec[] = [];
+  const skips = [mc];
+  let cout = mc;
+  channelMult.forEach((mult, level) => {
+    const res = resolution >> level;
+    if (level > 0) {
+      encoder.push({ name: `enc.${res}x${res}_down`, cin: cout, cout, resample: 'down', attn: false, takesSkip: false });
+      skips.push(cout);
+    }
+    for (let i = 0; i < numBlocks; i++) {
+      const cin = cout;
+      cout = mc * mult;
+      encoder.push({ name: `enc.${res}x${res}_block${i}`, cin, cout, resample: null, attn: attnResolutions.includes(res), takesSkip: false });
+      skips.push(cout);
+    }
+  });
+  const decoder: BlockSpec[] = [];
+  const pending = skips.slice();
+  for (let level = channelMult.length - 1; level >= 0; level--) {
+    const res = resolution >> level;
+    if (level === channelMult.length - 1) {
+      decoder.push({ name: `dec.${res}x${res}_in0`, cin: cout, cout, resample: null, attn: true, takesSkip: false });
+      decoder.push({ name: `dec.${res}x${res}_in1`, cin: cout, cout, resample: null, attn: false, takesSkip: false });
+    } else {
+      decoder.push({ name: `dec.${res}x${res}_up`, cin: cout, cout, resample: 'up', attn: false, takesSkip: false });
+    }
+    for (let i = 0; i <= numBlocks; i++) {
+      const cin = cout + pending.pop()!;
+      cout = mc * channelMult[level]!;
+      decoder.push({ name: `dec.${res}x${res}_block${i}`, cin, cout, resample: null, attn: attnResolutions.includes(res), takesSkip: true });
+    }
+  }
+  return { encoder, decoder, top: cout };
+}
+
+function addConv(params: Params, name: string, k: number, cin: number, cout: number, init: Init, gain = 1): void {
+  addNormal(params, `${name}.weight`, [k, k, cin, cout], gain / Math.sqrt(k * k * cin), init);
+  addZeros(params, `${name}.bias`, [cout]);
+}
+
+function addNorm(params: Params, name: string, c: number, init: Init): void {
+  addOnes(params, `${name}.weight`, [c], init);
+  addZeros(params, `${name}.bias`, [c]);
+}
+
+function addBlock(params: Params, b: BlockSpec, embedDim: number, init: Init): void {
+  addNorm(params, `${b.name}.norm0`, b.cin, init);
+  addConv(params, `${b.name}.conv0`, 3, b.cin, b.cout, init);
+  addNormal(params, `${b.name}.affine.weight`, [embedDim, 2 * b.cout], 1 / Math.sqrt(embedDim), init);
+  addZeros(params, `${b.name}.affine.bias`, [2 * b.cout]);
+  addNorm(params, `${b.name}.norm1`, b.cout, init);
+  addConv(params, `${b.name}.conv1`, 3, b.cout, b.cout, init, OUT_INIT_SCALE);
+  if (b.cin !== b.cout) addConv(params, `${b.name}.skip`, 1, b.cin, b.cout, init);
+  if (b.attn) {
+    addNorm(params, `${b.name}.norm2`, b.cout, init);
+    addConv(params, `${b.name}.qkv`, 1, b.cout, 3 * b.cout, init);
+    addConv(params, `${b.name}.proj`, 1, b.cout, b.cout, init, OUT_INIT_SCALE);
+  }
+}
+
+/**
+ * Creates the parameters of a UNet score network under `prefix` (e.g. 'net'): `map_label.weight`
+ * [C, E] (conditional only), `map_layer{0,1}.{weight,bias}`, `enc.32x32_conv.{weight,bias}`, the
+ * blocks `enc.RxR_{down,blockI}.…` and `dec.RxR_{in0,in1,up,blockI}.…` (each with `norm0`, `conv0`,
+ * `affine`, `norm1`, `conv1`, [`skip`], [`norm2`, `qkv`, `proj`]), and `dec.out_norm`, `dec.out_conv`.
+ */
+export function initUnet(config: UnetConfig, init: Init, prefix: string, params: Params = {}): Params {
+  const E = config.embedDim;
+  const { encoder, decoder, top } = plan(config);
+  if (config.numClasses > 0) addNormal(params, `${prefix}.map_label.weight`, [config.numClasses, E], 1, init);
+  for (const name of ['map_layer0', 'map_layer1']) {
+    addNormal(params, `${prefix}.${name}.weight`, [E, E], 1 / Math.sqrt(E), init);
+    addZeros(params, `${prefix}.${name}.bias`, [E]);
+  }
+  const r = config.resolution;
+  addConv(params, `${prefix}.enc.${r}x${r}_conv`, 3, config.channels, config.modelChannels, init);
+  for (const b of [...encoder, ...decoder]) addBlock(params, { ...b, name: `${prefix}.${b.name}` }, E, init);
+  addNorm(params, `${prefix}.dec.out_norm`, top, init);
+  addConv(params, `${prefix}.dec.out_conv`, 3, top, config.channels, init, OUT_INIT_SCALE);
+  return params;
+}
+
+type Tensor4D = tf.Tensor4D;
+
+/**
+ * The UNet F(x_in, c_noise, label), the "raw" network inside EDM preconditioning, x_in
+ * [N, res, res, channels]. With `dropoutRng`, dropout (config.dropout) is active and its masks are
+ * drawn from that Rng; without, the network is deterministic (evaluation).
+ */
+export function unetScore(config: UnetConfig, params: Params, prefix: string, dropoutRng: Rng | null = null): RawNet {
+  const p = <T extends tf.Tensor>(name: string) => param<T>(params, `${prefix}.${name}`);
+  const { encoder, decoder } = plan(config);
+  const r = config.resolution;
+  const mapLabel = config.numClasses > 0 ? p<tf.Tensor2D>('map_label.weight') : null;
+  for (const b of [...encoder, ...decoder]) p(`${b.name}.conv0.weight`); // fail early on a missing parameter
+  const conv = (x: Tensor4D, name: string, stride: 1 | 2 = 1) => tf.add(conv2d(x, p(`${name}.weight`), stride), p(`${name}.bias`)) as Tensor4D;
+  const norm = (x: Tensor4D, name: string) => groupNorm(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]));
+
+  const dropout = (x: Tensor4D): Tensor4D => {
+    if (dropoutRng === null || config.dropout === 0) return x;
+    const keep = 1 - config.dropout;
+    const u = dropoutRng.uniform(x.size);
+    const mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = u[i]! < keep ? 1 / keep : 0;
+    return tf.mul(x, tf.tensor(mask, x.shape)) as Tensor4D;
+  };
+
+  const attention = (x: Tensor4D, name: string): Tensor4D => {
+    const [n, h, w, c] = x.shape;
+    const qkv = conv(norm(x, `${name}.norm2`), `${name}.qkv`);
+    const [q, k, v] = tf.split(qkv, 3, 3).map((t) => t.reshape([n, h * w, c]) as tf.Tensor3D) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+    const weights = softmax(tf.div(batchMatmul(q, tf.transpose(k, [0, 2, 1])), Math.sqrt(c)) as tf.Tensor3D); // [N, query, key]
+    const a = batchMatmul(weights, v).reshape([n, h, w, c]) as Tensor4D;
+    return tf.mul(tf.add(conv(a, `${name}.proj`), x), SKIP_SCALE) as Tensor4D;
+  };
+
+  const block = (x: Tensor4D, emb: tf.Tensor2D, b: BlockSpec): Tensor4D => {
+    const resample = (t: Tensor4D) => (b.resample === 'up' ? upsample2x(t) : b.resample === 'down' ? downsample2x(t) : t);
+    let h = conv(resample(silu(norm(x, `${b.name}.norm0`))), `${b.name}.conv0`);
+    // adaptive GroupNorm: GN₁(h)·(1 + scale) + shift, folded into GN₁'s own gain and bias
+    const n = x.shape[0];
+    const ss = dense(emb, p(`${b.name}.affine.weight`), p(`${b.name}.affine.bias`)).reshape([n, 1, 1, 2 * b.cout]);
+    const [scale, shift] = tf.split(ss, 2, 3) as [tf.Tensor, tf.Tensor];
+    const gain = tf.add(scale, 1);
+    const gamma = tf.mul(p(`${b.name}.norm1.weight`), gain);
+    const beta = tf.add(tf.mul(p(`${b.name}.norm1.bias`), gain), shift);
+    h = silu(groupNorm(h, gamma, beta, groupsFor(b.cout)));
+    h = conv(dropout(h), `${b.name}.conv1`);
+    const skip = b.cin !== b.cout ? conv(resample(x), `${b.name}.skip`) : resample(x);
+    const out = tf.mul(tf.add(h, skip), SKIP_SCALE) as Tensor4D;
+    return b.attn ? attention(out, b.name) : out;
+  };
+
+  return (xIn, cNoise, label) =>
+    tf.tidy(() => {
+      const [, hh, ww, cc] = xIn.shape;
+      if (xIn.rank !== 4 || hh !== r || ww !== r || cc !== config.channels) {
+        throw new Error(`unet: expected x of shape [N, ${r}, ${r}, ${config.channels}], got [${xIn.shape}]`);
+      }
+      let emb = noiseFeatures(cNoise, config.embedDim);
+      if (label !== undefined) {
+        if (mapLabel === null) throw new Error('unet: got a label, but the network is unconditional (numClasses = 0)');
+        emb = tf.add(emb, oneHotEmbed(label, mapLabel));
+      }
+      emb = silu(dense(emb, p('map_layer0.weight'), p('map_layer0.bias')));
+      emb = silu(dense(emb, p('map_layer1.weight'), p('map_layer1.bias')));
+
+      let h = conv(xIn as Tensor4D, `enc.${r}x${r}_conv`);
+      const skips: Tensor4D[] = [h];
+      for (const b of encoder) {
+        h = block(h, emb, b);
+        skips.push(h);
+      }
+      for (const b of decoder) {
+        if (b.takesSkip) h = tf.concat([h, skips.pop()!], 3) as Tensor4D;
+        h = block(h, emb, b);
+      }
+      return conv(silu(norm(h, 'dec.out_norm')), 'dec.out_conv');
+    });
+}
