@@ -5,6 +5,7 @@ import {
   cloneParams,
   disposeModel,
   generatorFromParams,
+  sampleShape,
   type DenoiserModel,
   type GeneratorModel,
 } from '@diff-instruct/models';
@@ -100,9 +101,9 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
       `diffInstruct: the generator has ${numClasses} classes but the teacher has ${teacher.config.net.numClasses}`,
     );
   }
-  const shape = generator.outputShape.join('×');
-  const tShape = teacherShape(teacher);
-  if (tShape !== undefined && tShape !== shape) {
+  const shape = generator.outputShape.join(', ');
+  const tShape = sampleShape(teacher.config).join(', ');
+  if (tShape !== shape) {
     throw new Error(`diffInstruct: the generator makes samples of shape [${shape}] but the teacher expects [${tShape}]`);
   }
   const optG = new Adam(generator.params, {
@@ -214,10 +215,4 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
   optF.dispose();
   ema.dispose();
   return { generator, ema: out, fake };
-}
-
-/** The sample shape a teacher expects, where its config tells it. */
-function teacherShape(teacher: DenoiserModel): string | undefined {
-  const net = teacher.config.net as { kind: string; dim?: number };
-  return net.kind === 'mlp' && net.dim !== undefined ? String(net.dim) : undefined;
 }

@@ -28,3 +28,4 @@ export {
   type DiffInstructOptions,
   type DiffInstructResult,
 } from './diffInstruct.js';
+export { trainClassifier, CLASSIFIER_DEFAULTS, type ClassifierTrainConfig, type TrainClassifierOptions } from './classifier.js';

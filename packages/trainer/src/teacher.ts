@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { dsmLoss } from '@diff-instruct/divergences';
-import { cloneParams, denoiserFromParams, type DenoiserModel } from '@diff-instruct/models';
+import { cloneParams, denoiserFromParams, sampleShape, type DenoiserModel } from '@diff-instruct/models';
 import { logNormalSigma, type Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
@@ -67,6 +67,10 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
   const { model, data, config: c } = o;
   const numClasses = model.config.net.numClasses;
   if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
+  const expected = sampleShape(model.config).join('×');
+  if (data.sampleShape.join('×') !== expected) {
+    throw new Error(`trainTeacher: the data has samples of shape [${data.sampleShape.join(', ')}] but the model expects [${expected.split('×').join(', ')}]`);
+  }
   const adam = new Adam(model.params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2 });
   const ema = new Ema(model.params, c.emaHalfLife);
   const runConfig = { model: model.config, train: c };
@@ -93,8 +97,10 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
       }
       const sigma = tf.tensor1d(sigmas.sample(rng, c.batchSize));
       const noise = rng.normalTensor(x.shape);
+      // Dropout (where the network has it) draws its masks from the run's RNG, so resume stays exact.
+      const denoiser = model.withDropout ? model.withDropout(rng) : model.denoise;
       const { value, grads } = tf.variableGrads(
-        () => dsmLoss({ denoiser: model.denoise, x0: x, sigma, noise, label, sigmaData: model.config.sigmaData }),
+        () => dsmLoss({ denoiser, x0: x, sigma, noise, label, sigmaData: model.config.sigmaData }),
         vars,
       );
       adam.apply(byName(model.params, grads));
