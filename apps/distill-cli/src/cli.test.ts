@@ -193,3 +193,27 @@ describe('distill CLI', () => {
     expect(r2.stdout).toMatch(/Diff-Instruct generator/);
   });
 });
+
+describe('distill teacher and distill classifier (images)', () => {
+  it('train, checkpoint, draw a grid, and refuse bad datasets and presets', async () => {
+    const dir = tmp();
+    const cfg = join(dir, 'img.json');
+    writeFileSync(cfg, JSON.stringify({ limit: 64, train: { steps: 2, batchSize: 4, checkpointEvery: 1 }, gridSteps: 1 }));
+    const out = join(dir, 'teacher');
+    const r = await cli('teacher', '--config', cfg, '--conditional', '--out', out, '--quiet');
+    expect(r.code).toBe(0);
+    for (const f of ['config.json', 'log.jsonl', 'teacher.safetensors', 'teacher-state.safetensors', 'grid.png', 'losses.png']) {
+      expect(existsSync(join(out, f)), f).toBe(true);
+    }
+    expect(r.stderr).toMatch(/348,721 parameters/);
+    const bad = join(dir, 'bad');
+    await expectCleanFailure(dir, bad, ['teacher', '--dataset', 'cifar', '--out', bad], /unknown dataset "cifar"; choose one of: mnist, fashion/);
+    await expectCleanFailure(dir, bad, ['teacher', '--preset', 'huge', '--out', bad], /unknown preset "huge"/);
+
+    const c = await cli('classifier', '--steps', '10', '--out', join(dir, 'cls'), '--json', '--quiet');
+    expect(c.code).toBe(0);
+    const acc = JSON.parse(c.stdout).testAccuracy;
+    expect(acc).toBeGreaterThan(0.3); // chance is 0.1 on 10 balanced classes
+    expect(existsSync(join(dir, 'cls', 'classifier.safetensors'))).toBe(true);
+  });
+});

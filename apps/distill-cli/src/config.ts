@@ -85,3 +85,19 @@ export function readConfigFile(path: string): unknown {
     throw new UsageError(`${path} is not valid JSON (${(e as Error).message})`);
   }
 }
+
+/**
+ * The stored config of the run in `dir`, for `--resume dir`: every other flag except the harmless
+ * ones is refused, because a resumed run continues with the settings it started with.
+ */
+export function resumeConfig<T>(defaults: T, dir: string, flags: Record<string, unknown>): T {
+  const path = `${dir}/config.json`;
+  if (!existsSync(path)) throw new UsageError(`--resume ${dir}: no run there (config.json is missing)`);
+  const allowed = new Set(['resume', 'json', 'quiet', 'backend', 'help', 'dryRun']);
+  const other = Object.keys(flags).filter((k) => !allowed.has(k));
+  if (other.length > 0) {
+    const kebab = (k: string) => k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
+    throw new UsageError(`--resume continues a run with its stored settings; drop ${other.map((k) => `--${kebab(k)}`).join(', ')}`);
+  }
+  return { ...mergeConfig(defaults, readConfigFile(path), path), out: dir };
+}

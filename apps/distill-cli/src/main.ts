@@ -1,6 +1,7 @@
 import { UsageError } from './args.js';
 import { selectBackend } from './backend.js';
 import { runSample } from './sample.js';
+import { runClassifierCommand, runTeacherCommand } from './teacher.js';
 import { runToy, type Io } from './toy.js';
 
 export const VERSION = '0.1.0';
@@ -10,8 +11,10 @@ export const HELP = `distill — data-free distillation of diffusion models (Dif
 Usage: distill <command> [flags]
 
 Commands:
-  toy       distil a teacher of 2-D (or any-D) points into a one-step generator, with a report
-  sample    draw from a saved generator
+  toy         distil a teacher of 2-D (or any-D) points into a one-step generator, with a report
+  sample      draw from a saved generator
+  teacher     train an image teacher (UNet, EDM loss) on MNIST or Fashion-MNIST
+  classifier  train the LeNet behind "FID (LeNet features)"
 
 With no command, runs the quick demo: distill toy --target ring8 --out runs/demo.
 
@@ -41,8 +44,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     const [command, ...rest] = args;
     const wantsHelp = rest.includes('--help') || rest.includes('-h');
-    const run = command === 'toy' ? runToy : command === 'sample' ? runSample : undefined;
-    if (!run) throw new UsageError(`unknown command "${command}"; commands: toy, sample (see distill --help)`);
+    const commands: Record<string, (argv: readonly string[], io: Io) => Promise<number>> = {
+      toy: runToy,
+      sample: runSample,
+      teacher: runTeacherCommand,
+      classifier: runClassifierCommand,
+    };
+    const run = command === undefined ? undefined : commands[command];
+    if (!run) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(commands).join(', ')} (see distill --help)`);
     if (!wantsHelp && !rest.includes('--dry-run')) {
       const bi = rest.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
       const requested = bi < 0 ? undefined : rest[bi]!.includes('=') ? rest[bi]!.split('=')[1] : rest[bi + 1];

@@ -27,7 +27,7 @@ import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { TOY_DEFAULTS, mergeConfig, readConfigFile, type ToyConfig } from './config.js';
+import { TOY_DEFAULTS, mergeConfig, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 
@@ -93,20 +93,8 @@ export interface ToyReport {
 
 /** Turns flags (and --config, --resume) into the resolved config. Pure apart from reading files. */
 export function resolveToyConfig(flags: Record<string, string | number | boolean>): ToyConfig {
-  let c: ToyConfig;
-  if (flags.resume !== undefined) {
-    const dir = String(flags.resume);
-    const path = join(dir, 'config.json');
-    if (!existsSync(path)) throw new UsageError(`--resume ${dir}: no run there (config.json is missing)`);
-    c = mergeConfig(TOY_DEFAULTS, readConfigFile(path), path);
-    const allowed = new Set(['resume', 'json', 'quiet', 'backend', 'help', 'dryRun']);
-    const other = Object.keys(flags).filter((k) => !allowed.has(k));
-    if (other.length > 0) {
-      throw new UsageError(`--resume continues a run with its stored settings; drop ${other.map((k) => `--${kebab(k)}`).join(', ')}`);
-    }
-    return { ...c, out: dir };
-  }
-  c = structuredClone(TOY_DEFAULTS);
+  if (flags.resume !== undefined) return resumeConfig(TOY_DEFAULTS, String(flags.resume), flags);
+  let c: ToyConfig = structuredClone(TOY_DEFAULTS);
   if (flags.config !== undefined) c = mergeConfig(c, readConfigFile(String(flags.config)), String(flags.config));
   const set = <K extends keyof ToyConfig>(k: K, v: unknown) => {
     if (v !== undefined) c[k] = v as ToyConfig[K];
@@ -133,10 +121,6 @@ export function resolveToyConfig(flags: Record<string, string | number | boolean
   if (flags.fakeSteps !== undefined) c.distill.fakeStepsPerGeneratorStep = Number(flags.fakeSteps);
   checkToyConfig(c);
   return c;
-}
-
-function kebab(s: string): string {
-  return s.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
 function checkToyConfig(c: ToyConfig): void {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { dsmLoss } from '@diff-instruct/divergences';
-import { cloneParams, denoiserFromParams, sampleShape, type DenoiserModel } from '@diff-instruct/models';
+import { cloneParams, denoiserFromParams, disposeModel, sampleShape, type DenoiserModel } from '@diff-instruct/models';
 import { logNormalSigma, type Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
@@ -53,6 +53,8 @@ export interface TrainTeacherOptions {
   resume?: boolean;
   onProgress?: ProgressCallback;
   log?: JsonlLog;
+  /** Called after each checkpoint with the step and the EMA teacher (e.g. to save it and draw a grid). */
+  onCheckpoint?: (step: number, ema: DenoiserModel) => void;
 }
 
 export interface TrainTeacherResult {
@@ -108,14 +110,20 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
       return { loss: value.dataSync()[0]! };
     },
     checkpoint: (step) => {
-      if (!o.statePath) return;
-      saveTrainState(o.statePath, groups, {
-        kind: 'teacher',
-        step,
-        rng: rng.state(),
-        optimizerSteps: { adam: adam.t },
-        config: runConfig,
-      });
+      if (o.statePath) {
+        saveTrainState(o.statePath, groups, {
+          kind: 'teacher',
+          step,
+          rng: rng.state(),
+          optimizerSteps: { adam: adam.t },
+          config: runConfig,
+        });
+      }
+      if (o.onCheckpoint) {
+        const m = denoiserFromParams(model.config, cloneParams(ema.shadow));
+        o.onCheckpoint(step, m);
+        disposeModel(m);
+      }
     },
   });
   const out = denoiserFromParams(model.config, cloneParams(ema.shadow));
