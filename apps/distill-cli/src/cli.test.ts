@@ -215,5 +215,41 @@ describe('distill teacher and distill classifier (images)', () => {
     const acc = JSON.parse(c.stdout).testAccuracy;
     expect(acc).toBeGreaterThan(0.3); // chance is 0.1 on 10 balanced classes
     expect(existsSync(join(dir, 'cls', 'classifier.safetensors'))).toBe(true);
+
+    // distill images on that teacher and classifier: outputs, report, and the teacher sample cache.
+    const icfg = join(dir, 'images.json');
+    writeFileSync(icfg, JSON.stringify({ numSamples: 10, curveSamples: 10, referenceImages: 300, heunSteps: [1], distill: { steps: 2, batchSize: 2, checkpointEvery: 1 } }));
+    const args = ['--conditional', '--teacher', join(out, 'teacher.safetensors'), '--classifier', join(dir, 'cls', 'classifier.safetensors'), '--config', icfg, '--quiet'];
+    const im = await cli('images', ...args, '--out', join(dir, 'img1'), '--json');
+    expect(im.code).toBe(0);
+    const rep = JSON.parse(im.stdout);
+    expect(Object.keys(rep.teacher)).toEqual(['nfe1']);
+    expect(rep.fidCurve.map((p: { step: number }) => p.step)).toEqual([0, 1, 2]);
+    expect(Number.isFinite(rep.generator.fid)).toBe(true);
+    for (const f of ['generator.safetensors', 'samples.npy', 'teacher-nfe1.npy', 'report.md', 'grid.png', 'fid.png']) {
+      expect(existsSync(join(dir, 'img1', f)), f).toBe(true);
+    }
+    expect(im.stderr).toMatch(/teacher 1 NFE: sampled 10/);
+    const again = await cli('images', ...args, '--out', join(dir, 'img2'));
+    expect(again.stderr).toMatch(/teacher 1 NFE: cache hit/);
+    expect(readFileSync(join(dir, 'img2', 'teacher-nfe1.npy')).equals(readFileSync(join(dir, 'img1', 'teacher-nfe1.npy')))).toBe(true);
+    await expectCleanFailure(
+      dir,
+      bad,
+      ['images', '--teacher', join(out, 'teacher.safetensors'), '--classifier', join(dir, 'cls', 'classifier.safetensors'), '--out', bad],
+      /is class-conditional; pass --conditional/,
+    );
+    await expectCleanFailure(
+      dir,
+      bad,
+      ['images', '--teacher', join(dir, 'cls', 'classifier.safetensors'), '--classifier', join(dir, 'cls', 'classifier.safetensors'), '--out', bad],
+      /holds a classifier, expected a denoiser/,
+    );
+
+    // distill sample of an image generator: a labelled grid.
+    const png = join(dir, 'sevens.png');
+    const s = await cli('sample', '--generator', join(dir, 'img1', 'generator.safetensors'), '--label', '7', '--num-samples', '4', '--out', png);
+    expect(s.code).toBe(0);
+    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
   });
 });

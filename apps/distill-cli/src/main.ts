@@ -1,5 +1,6 @@
 import { UsageError } from './args.js';
 import { selectBackend } from './backend.js';
+import { runImages } from './images.js';
 import { runSample } from './sample.js';
 import { runClassifierCommand, runTeacherCommand } from './teacher.js';
 import { runToy, type Io } from './toy.js';
@@ -15,6 +16,7 @@ Commands:
   sample      draw from a saved generator
   teacher     train an image teacher (UNet, EDM loss) on MNIST or Fashion-MNIST
   classifier  train the LeNet behind "FID (LeNet features)"
+  images      distil an image teacher into a one-step generator, with FID/IS against the teacher
 
 With no command, runs the quick demo: distill toy --target ring8 --out runs/demo.
 
@@ -49,6 +51,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       sample: runSample,
       teacher: runTeacherCommand,
       classifier: runClassifierCommand,
+      images: runImages,
     };
     const run = command === undefined ? undefined : commands[command];
     if (!run) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(commands).join(', ')} (see distill --help)`);

@@ -9,10 +9,12 @@ function fmtTime(s: number): string {
 
 /**
  * A progress bar on stderr: phase, bar, step/total, rate, ETA and the current losses. On a
- * terminal it redraws one line; otherwise (CI logs, files) it prints a line every 10%.
+ * terminal it redraws one line; otherwise (CI logs, files) it prints a line every 10% and at
+ * least once a minute.
  */
 export function progressBar(stream: NodeJS.WriteStream = process.stderr, enabled = true): (e: ProgressEvent) => void {
   let lastDecile = -1;
+  let lastPrint = 0;
   return (e) => {
     if (!enabled) return;
     const frac = e.step / e.total;
@@ -26,9 +28,12 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr, enabled
       stream.write(`\r\x1b[2K${line}`);
       if (e.step === e.total) stream.write('\n');
     } else {
+      // Every 10%, and at least once a minute for long runs.
       const decile = Math.floor(frac * 10);
-      if (decile !== lastDecile || e.step === e.total) {
+      const now = Date.now();
+      if (decile !== lastDecile || e.step === e.total || now - lastPrint > 60_000) {
         lastDecile = decile;
+        lastPrint = now;
         stream.write(`${line}\n`);
       }
     }

@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { encodeNpy, formatCsvPoints } from '@diff-instruct/data';
+import { encodeNpy, formatCsvPoints, imageGrid } from '@diff-instruct/data';
 import { loadGenerator, writeFileAtomic } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 
@@ -11,7 +11,7 @@ import type { Io } from './toy.js';
 export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   generator: { type: 'string', help: 'the generator to sample (.safetensors, e.g. runs/toy/generator.safetensors)' },
   'num-samples': { type: 'int', help: 'how many samples (default 2000)' },
-  out: { type: 'string', help: 'output file: .csv (no header) or .npy (float32)' },
+  out: { type: 'string', help: 'output file: .csv (points, no header), .npy (float32, N×...) or .png (image grid)' },
   seed: { type: 'int', help: 'seed of the latents (default 0)' },
   label: { type: 'int', help: 'class label, for a conditional generator' },
   backend: { type: 'string', help: 'tfjs backend: tensorflow, wasm or cpu' },
@@ -20,13 +20,14 @@ export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
 
 export const SAMPLE_HELP = `distill sample — draw from a saved one-step generator
 
-Usage: distill sample --generator FILE --num-samples N --out samples.csv
+Usage: distill sample --generator FILE [--label K] --num-samples N --out samples.csv|samples.npy|grid.png
 
 ${flagHelp(SAMPLE_FLAGS)}
 
 Examples:
   distill sample --generator runs/toy/generator.safetensors --num-samples 10000 --out ring.csv
   distill sample --generator runs/toy/generator.safetensors --out ring.npy --seed 3
+  distill sample --generator runs/images-mnist/generator.safetensors --label 7 --num-samples 64 --out sevens.png
 
 From code, the same in one line: loadGenerator(path) from @diff-instruct/models.
 `;
@@ -42,7 +43,7 @@ export async function runSample(argv: readonly string[], io: Io): Promise<number
   if (flags.out === undefined) throw new UsageError('distill sample needs --out FILE (.csv or .npy)');
   const out = String(flags.out);
   const ext = extname(out).toLowerCase();
-  if (ext !== '.csv' && ext !== '.npy') throw new UsageError(`--out must end in .csv or .npy, got "${out}"`);
+  if (ext !== '.csv' && ext !== '.npy' && ext !== '.png') throw new UsageError(`--out must end in .csv, .npy or .png, got "${out}"`);
   const n = Number(flags.numSamples ?? 2000);
   if (!(n > 0)) throw new UsageError(`--num-samples must be > 0, got ${n}`);
   const gen = loadGenerator(String(flags.generator));
@@ -58,7 +59,17 @@ export async function runSample(argv: readonly string[], io: Io): Promise<number
   const x = tf.tidy(() => gen.generate(new Rng(Number(flags.seed ?? 0)).normalTensor([n, ...gen.latentShape]), label));
   const data = x.dataSync() as Float32Array;
   const dim = data.length / n;
-  writeFileAtomic(out, ext === '.csv' ? formatCsvPoints({ data, n, dim }) : encodeNpy(data, [n, ...gen.outputShape]));
+  const [h, w, ch] = gen.outputShape;
+  if (ext === '.png' && (w === undefined || ch === undefined)) throw new UsageError('--out .png needs an image generator; write .csv or .npy');
+  if (ext === '.csv' && gen.outputShape.length !== 1) throw new UsageError('--out .csv is for point generators; write .npy or .png');
+  writeFileAtomic(
+    out,
+    ext === '.csv'
+      ? formatCsvPoints({ data, n, dim })
+      : ext === '.npy'
+        ? encodeNpy(data, [n, ...gen.outputShape])
+        : imageGrid({ images: data, n, height: h!, width: w!, channels: ch!, cols: Math.min(n, 10) }),
+  );
   io.stderr(`wrote ${n} samples of shape [${gen.outputShape.join(', ')}] to ${out}\n`);
   return 0;
 }

@@ -141,7 +141,7 @@ export function teacherNet(c: ImageTeacherConfig, data: { channels: number; heig
   return net;
 }
 
-function prepareOut(out: string, resuming: boolean): string {
+export function prepareOut(out: string, resuming: boolean): string {
   const dir = resolve(out);
   if (!resuming && existsSync(dir) && readdirSync(dir).length > 0) {
     throw new UsageError(`${out} already holds files; choose another --out, or continue that run with --resume ${out}`);

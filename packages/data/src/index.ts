@@ -11,6 +11,8 @@ export {
   readPoints,
   parseCsvPoints,
   parseNpy,
+  parseNpyArray,
+  type NpyArray,
   encodeNpy,
   formatCsvPoints,
   validatePoints,

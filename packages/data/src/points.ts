@@ -150,11 +150,17 @@ function formatFloat32(v: number): string {
 
 const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
+/** An n-dimensional array read from a `.npy` file, as float32 in C order. */
+export interface NpyArray {
+  data: Float32Array;
+  shape: number[];
+}
+
 /**
- * Parses a NumPy `.npy` file: format version 1, 2 or 3; dtype `<f4`, `<f8`, `<i4` or `<i8`
- * (little-endian); 1-D (dimension 1) or 2-D; C order (Fortran order is transposed).
+ * Parses a NumPy `.npy` file of any rank: format version 1, 2 or 3; dtype `<f4`, `<f8`, `<i4` or
+ * `<i8` (little-endian); C order, or Fortran order for 1-D and 2-D arrays (transposed on read).
  */
-export function parseNpy(bytes: Uint8Array, source: string): Points {
+export function parseNpyArray(bytes: Uint8Array, source: string): NpyArray {
   const name = basename(source);
   if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new Error(`${source}: not a NumPy .npy file (bad magic); save it with numpy.save`);
@@ -178,30 +184,39 @@ export function parseNpy(bytes: Uint8Array, source: string): Points {
     .filter((s) => s !== '')
     .map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`${source}: bad shape (${shapeText}) in .npy header`);
-  if (shape.length < 1 || shape.length > 2) {
-    throw new Error(`${source}: the array has ${shape.length} dimensions (shape (${shapeText})); give an N×D (2-D) or N (1-D) array`);
+  if (fortran === 'True' && shape.length > 2) {
+    throw new Error(`${source}: Fortran-order arrays of ${shape.length} dimensions are not supported; save with np.ascontiguousarray`);
   }
   const reader = NPY_READERS[descr];
   if (!reader) {
     const hint = descr.startsWith('>') ? 'it is big-endian' : `dtype "${descr}" is not supported`;
     throw new Error(`${source}: ${hint}; save as little-endian float32, e.g. np.save("${name}", x.astype("<f4"))`);
   }
-  const n = shape[0]!;
-  const dim = shape.length === 2 ? shape[1]! : 1;
-  const count = n * dim;
+  const count = shape.reduce((a, b) => a * b, 1);
   const offset = start + headerLen;
   if (bytes.length - offset < count * reader.size) {
     throw new Error(
       `${source}: truncated .npy data: shape (${shapeText}) needs ${count * reader.size} bytes, found ${bytes.length - offset}`,
     );
   }
+  const n = shape[0] ?? 1;
+  const dim = shape.length === 2 ? shape[1]! : 1;
   const data = new Float32Array(count);
   for (let k = 0; k < count; k++) {
     // In Fortran order the k-th stored value is element (k mod n, k div n).
     const dst = fortran === 'True' ? (k % n) * dim + Math.floor(k / n) : k;
     data[dst] = reader.read(view, offset + k * reader.size);
   }
-  const p = { data, n, dim };
+  return { data, shape };
+}
+
+/** Parses a `.npy` file of points: 1-D (dimension 1) or 2-D (N×D), checked by {@link validatePoints}. */
+export function parseNpy(bytes: Uint8Array, source: string): Points {
+  const { data, shape } = parseNpyArray(bytes, source);
+  if (shape.length < 1 || shape.length > 2) {
+    throw new Error(`${source}: the array has ${shape.length} dimensions (shape (${shape.join(', ')})); give an N×D (2-D) or N (1-D) array`);
+  }
+  const p = { data, n: shape[0]!, dim: shape.length === 2 ? shape[1]! : 1 };
   validatePoints(p, source);
   return p;
 }
