@@ -6,11 +6,15 @@
  * - the number of tfjs tensors alive after 1,000 Diff-Instruct iterations (must equal the count
  *   after the first one: no leaks).
  *
- * BENCH_STEPS (default 1000) sets the length of the leak run; BENCH_BACKEND picks the backend.
+ * - for the MNIST UNet preset (mnist-tiny, 32×32×1, batch 32): ms per teacher step, ms per
+ *   Diff-Instruct iteration, and images/s of one-step sampling against the 35-NFE Heun teacher.
+ *
+ * BENCH_STEPS (default 1000) sets the length of the leak run; BENCH_BACKEND picks the backend;
+ * BENCH_ONLY=toy or BENCH_ONLY=mnist runs one group.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createDenoiser, tweedieGenerator } from '@diff-instruct/models';
-import { Rng } from '@diff-instruct/sde';
+import { createDenoiser, tweedieGenerator, unetPreset } from '@diff-instruct/models';
+import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 import { getTarget } from '@diff-instruct/data';
 
@@ -32,6 +36,12 @@ function timeSteps(label: string, steps: number, fn: (steps: number) => void): n
   return ms;
 }
 
+const only = process.env.BENCH_ONLY;
+if (only === undefined || only === 'toy') runToyRows();
+if (only === undefined || only === 'mnist') runMnistRows();
+process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+
+function runToyRows(): void {
 const teacher = createDenoiser({ kind: 'edm', sigmaData: 1.4, net }, new Rng(0));
 const teacherMs = timeSteps('teacher DSM step', 20, (steps) => {
   trainTeacher({ model: teacher, data, config: { ...TEACHER_DEFAULTS, steps, batchSize: batch }, rng: new Rng(2) }).ema;
@@ -67,4 +77,48 @@ rows.push({
   batch,
   backend,
 });
-process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+}
+
+function runMnistRows(): void {
+  const b = 32;
+  const unet = unetPreset('mnist-tiny');
+  const teacher = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(0));
+  const rng = new Rng(1);
+  const images = { data: rng.uniform(256 * 1024, -1, 1), sampleShape: [32, 32, 1], labels: Int32Array.from({ length: 256 }, (_, i) => i % 10), numClasses: 10 };
+  const model = 'UNet mnist-tiny (32x32x1, 348,721 params)';
+  rows.push({
+    name: 'mnist-teacher-step',
+    ms: timeSteps('MNIST teacher step', 5, (steps) => {
+      trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
+    }),
+    batch: b,
+    model,
+    backend,
+  });
+  rows.push({
+    name: 'mnist-diff-instruct-iteration',
+    ms: timeSteps('MNIST Diff-Instruct iteration', 5, (steps) => {
+      diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
+    }),
+    batch: b,
+    model,
+    backend,
+  });
+  // One-step sampling against the 35-NFE teacher, 100 images, class labels 0..9.
+  const n = 100;
+  const label = tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % 10), 'int32'), 10).toFloat() as tf.Tensor2D;
+  const g = tweedieGenerator(teacher, 2.5);
+  const z = new Rng(4).normalTensor([n, 32, 32, 1]);
+  tf.tidy(() => g.generate(z, label).dataSync()); // warm-up
+  let t0 = performance.now();
+  tf.tidy(() => g.generate(z, label).dataSync());
+  const oneStep = n / ((performance.now() - t0) / 1000);
+  t0 = performance.now();
+  const { x, nfe } = sampleTeacher(teacher.denoise, { shape: [n, 32, 32, 1], steps: 18, rng: new Rng(5), label });
+  x.dataSync();
+  x.dispose();
+  const heun = n / ((performance.now() - t0) / 1000);
+  process.stderr.write(`one-step: ${oneStep.toFixed(1)} images/s; teacher ${nfe} NFE: ${heun.toFixed(2)} images/s\n`);
+  rows.push({ name: 'mnist-one-step-images-per-s', ms: 1000 / oneStep, imagesPerS: oneStep, model, backend });
+  rows.push({ name: 'mnist-teacher-35nfe-images-per-s', ms: 1000 / heun, imagesPerS: heun, nfe, speedupOfOneStep: oneStep / heun, model, backend });
+}
