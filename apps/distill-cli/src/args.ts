@@ -80,3 +80,14 @@ export function flagHelp(spec: Record<string, FlagSpec>): string {
   const w = Math.max(...rows.map((r) => r[0]!.length));
   return rows.map(([a, b]) => `  ${a!.padEnd(w)}  ${b}`).join('\n');
 }
+
+/** The flags of every training command: seeding, settings files, resume, and output control. */
+export const RUN_FLAGS: Record<string, FlagSpec> = {
+  seed: { type: 'int', help: 'seed of every random draw (default 0)' },
+  config: { type: 'string', help: 'JSON file of settings; flags override it' },
+  resume: { type: 'string', help: 'continue the run whose --out was DIR, exactly where it stopped' },
+  'dry-run': { type: 'boolean', help: 'print the resolved config and exit' },
+  backend: { type: 'string', help: 'tfjs backend: tensorflow, wasm or cpu (default: best available)' },
+  quiet: { type: 'boolean', help: 'no progress bar' },
+  help: { type: 'boolean', help: 'show this help' },
+};

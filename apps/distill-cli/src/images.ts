@@ -29,7 +29,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
 
-import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import { mergeConfig, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -87,14 +87,8 @@ export const IMAGES_FLAGS: Record<string, FlagSpec> = {
   'init-sigma': { type: 'number', help: 'σ* of the Tweedie initialisation (default 2.5)' },
   'num-samples': { type: 'int', help: 'samples for the table and the .npy files (default 2000)' },
   out: { type: 'string', help: 'run folder (default runs/images-<dataset>)' },
-  seed: { type: 'int', help: 'seed (default 0)' },
-  config: { type: 'string', help: 'JSON file of settings; flags override it' },
-  resume: { type: 'string', help: 'continue the run whose --out was DIR' },
   json: { type: 'boolean', help: 'print report.json to stdout' },
-  'dry-run': { type: 'boolean', help: 'print the resolved config and exit' },
-  backend: { type: 'string', help: 'tfjs backend: tensorflow, wasm or cpu' },
-  quiet: { type: 'boolean', help: 'no progress bar' },
-  help: { type: 'boolean', help: 'show this help' },
+  ...RUN_FLAGS,
 };
 
 export const IMAGES_HELP = `distill images — distil an image diffusion model into a one-step generator (Section 4.1)

@@ -28,7 +28,7 @@ import {
   type TeacherConfig,
 } from '@diff-instruct/trainer';
 
-import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import { mergeConfig, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -73,13 +73,7 @@ export const TEACHER_FLAGS: Record<string, FlagSpec> = {
   lr: { type: 'number', help: 'Adam learning rate' },
   limit: { type: 'int', help: 'train on the first N images only' },
   out: { type: 'string', help: 'run folder (default runs/teacher-<dataset>)' },
-  seed: { type: 'int', help: 'seed (default 0)' },
-  config: { type: 'string', help: 'JSON file of settings; flags override it' },
-  resume: { type: 'string', help: 'continue the run whose --out was DIR' },
-  'dry-run': { type: 'boolean', help: 'print the resolved config and exit' },
-  backend: { type: 'string', help: 'tfjs backend: tensorflow, wasm or cpu' },
-  quiet: { type: 'boolean', help: 'no progress bar' },
-  help: { type: 'boolean', help: 'show this help' },
+  ...RUN_FLAGS,
 };
 
 export const TEACHER_HELP = `distill teacher — train an image diffusion model (EDM loss, UNet) on MNIST or Fashion-MNIST
@@ -248,14 +242,8 @@ export const CLASSIFIER_FLAGS: Record<string, FlagSpec> = {
   dataset: { type: 'string', help: `image dataset: ${IMAGE_DATASET_NAMES.join(', ')} (default mnist)` },
   steps: { type: 'int', help: 'training steps' },
   out: { type: 'string', help: 'run folder (default runs/classifier-<dataset>)' },
-  seed: { type: 'int', help: 'seed (default 0)' },
-  config: { type: 'string', help: 'JSON file of settings; flags override it' },
-  resume: { type: 'string', help: 'continue the run whose --out was DIR' },
   json: { type: 'boolean', help: 'print { testAccuracy } to stdout' },
-  'dry-run': { type: 'boolean', help: 'print the resolved config and exit' },
-  backend: { type: 'string', help: 'tfjs backend: tensorflow, wasm or cpu' },
-  quiet: { type: 'boolean', help: 'no progress bar' },
-  help: { type: 'boolean', help: 'show this help' },
+  ...RUN_FLAGS,
 };
 
 export const CLASSIFIER_HELP = `distill classifier — train the LeNet whose features give "FID (LeNet features)"

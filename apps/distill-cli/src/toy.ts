@@ -26,7 +26,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
-import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import { TOY_DEFAULTS, mergeConfig, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -36,7 +36,6 @@ export const TOY_FLAGS: Record<string, FlagSpec> = {
   data: { type: 'string', help: 'a point file to distil instead: N×D, .csv (header optional) or .npy' },
   teacher: { type: 'string', help: 'load this teacher (.safetensors) instead of training one' },
   out: { type: 'string', help: 'run folder for every output (default runs/toy)' },
-  seed: { type: 'int', help: 'seed of every random draw (default 0)' },
   'num-samples': { type: 'int', help: 'rows per sample file and per evaluation sample (default 2000)' },
   'teacher-steps': { type: 'int', help: 'teacher training steps' },
   steps: { type: 'int', help: 'Diff-Instruct generator steps' },
@@ -46,13 +45,8 @@ export const TOY_FLAGS: Record<string, FlagSpec> = {
   'init-sigma': { type: 'number', help: 'σ* of the Tweedie initialisation (default 2.5)' },
   weighting: { type: 'string', help: "IKL weighting: 'sigma2' (official, default), 'dmd', 'uniform', 'edm'" },
   'fake-steps': { type: 'int', help: 'fake-score DSM steps per generator step (default 1)' },
-  config: { type: 'string', help: 'JSON file of settings; flags override it' },
-  resume: { type: 'string', help: 'continue the run whose --out was DIR, exactly where it stopped' },
   json: { type: 'boolean', help: 'print report.json to stdout instead of the table' },
-  'dry-run': { type: 'boolean', help: 'print the resolved config and exit' },
-  backend: { type: 'string', help: 'tfjs backend: tensorflow, wasm or cpu (default: best available)' },
-  quiet: { type: 'boolean', help: 'no progress bar' },
-  help: { type: 'boolean', help: 'show this help' },
+  ...RUN_FLAGS,
 };
 
 export const TOY_HELP = `distill toy — distil a diffusion model of 2-D (or any-D) points into a one-step generator
