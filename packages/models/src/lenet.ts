@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '@diff-instruct/sde';
 
 import { type ClassifierConfig, type LenetConfig, validateClassifierConfig } from './config.js';
-import { conv2d, dense, downsample2x, silu } from './ops.js';
+import { conv2dBias, dense, downsample2x, silu } from './ops.js';
 import { type Init, type Params, addNormal, addZeros, param } from './params.js';
 
 /**
@@ -59,7 +59,7 @@ export function initLenet(config: LenetConfig, init: Init, prefix: string, param
 export function lenet(config: LenetConfig, params: Params, prefix: string): Pick<ClassifierModel, 'logits' | 'features'> {
   const p = <T extends tf.Tensor>(name: string) => param<T>(params, `${prefix}.${name}`);
   const r = config.resolution;
-  const conv = (x: tf.Tensor4D, name: string) => silu(tf.add(conv2d(x, p(`${name}.weight`)), p(`${name}.bias`)) as tf.Tensor4D);
+  const conv = (x: tf.Tensor4D, name: string) => silu(conv2dBias(x, p(`${name}.weight`), p<tf.Tensor1D>(`${name}.bias`)));
   const fc = (x: tf.Tensor2D, name: string) => dense(x, p(`${name}.weight`), p(`${name}.bias`));
   const features = (x: tf.Tensor) =>
     tf.tidy(() => {

@@ -160,6 +160,46 @@ describe('groupNorm', () => {
     const r1 = (g: tf.Tensor) => tf.sum(tf.square(tf.grad((a: tf.Tensor) => f(a, g, beta))(x))) as tf.Scalar;
     expect(gradCheck(r1, [gamma], { eps: 1e-2 }).maxRelError).toBeLessThan(tol(1e-2));
   });
+
+  /** The plain formulation (tf.moments, autodiff): the reference for the fused op. */
+  const plainGroupNorm = (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps = 1e-5) => {
+    const [n, h, w, c] = x.shape;
+    const xg = x.reshape([n, h * w, groups, c / groups]);
+    const { mean, variance } = tf.moments(xg, [1, 3], true);
+    const xn = tf.div(tf.sub(xg, mean), tf.sqrt(tf.add(variance, eps))).reshape([n, h, w, c]);
+    return tf.add(tf.mul(xn, gamma), beta);
+  };
+
+  it.each([
+    ['[C]', [6], [6]],
+    ['per sample [N, 1, 1, C]', [3, 1, 1, 6], [3, 1, 1, 6]],
+    ['mixed [1, 1, 1, C] and [N, 1, 1, C]', [1, 1, 1, 6], [3, 1, 1, 6]],
+    ['another broadcast shape (plain path)', [1, 6], [1, 1, 6]],
+  ])('gamma/beta %s: value and gradients equal the plain tf.moments formulation', (_name, gs, bs) => {
+    const x = tf.add(tf.mul(randn([3, 4, 2, 6]), 2), 1.5) as tf.Tensor4D;
+    const gamma = tf.add(randn(gs), 1);
+    const beta = randn(bs);
+    const r = randn([3, 4, 2, 6]);
+    const loss = (gn: typeof groupNorm) => (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(silu(gn(a as tf.Tensor4D, g, b, 3)), r)) as tf.Scalar;
+    expect(maxAbsDiff(groupNorm(x, gamma, beta, 3), plainGroupNorm(x, gamma, beta, 3))).toBeLessThan(tol(1e-5));
+    const ours = tf.grads(loss(groupNorm))([x, gamma, beta]);
+    const plain = tf.grads(loss(plainGroupNorm as typeof groupNorm))([x, gamma, beta]);
+    ours.forEach((g, i) => {
+      expect(g.shape).toEqual(plain[i]!.shape);
+      expect(maxAbsDiff(g, plain[i]!)).toBeLessThan(tol(1e-4) * Math.max(1, maxAbs(plain[i]!)));
+    });
+    expect(gradCheck(loss(groupNorm), [x, gamma, beta], { eps: 1e-2, probes: 24 }).maxRelError).toBeLessThan(tol(5e-3));
+  });
+
+  it('per-sample gamma: second-order gradients (∇_γ, ∇_β and ∇ₓ of ‖∇ₓ f‖²) match finite differences', () => {
+    const x = randn([2, 2, 3, 4]);
+    const gamma = tf.add(randn([2, 1, 1, 4]), 1);
+    const beta = randn([2, 1, 1, 4]);
+    const r = randn([2, 2, 3, 4]);
+    const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(silu(groupNorm(a as tf.Tensor4D, g, b, 2)), r)) as tf.Scalar;
+    const r1 = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.grad((aa: tf.Tensor) => f(aa, g, b))(a))) as tf.Scalar;
+    expect(gradCheck(r1, [x, gamma, beta], { eps: 1e-2, probes: 16 }).maxRelError).toBeLessThan(tol(1e-2));
+  });
 });
 
 describe('softmax, batchMatmul', () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
-import { dense, matmul, oneHotEmbed, silu } from './ops.js';
+import { addBias, conv2d, conv2dBias, dense, matmul, oneHotEmbed, silu } from './ops.js';
 
 const rng = new Rng(7);
 const t2 = (r: number, c: number) => rng.normalTensor([r, c]) as tf.Tensor2D;
@@ -93,5 +93,36 @@ describe('second-order gradients', () => {
     expect(gradCheck(r1, [w], { eps: 1e-2 }).maxRelError).toBeLessThan(tol(1e-3)); // plain x·sigmoid(x): ~0.2
     // the first derivative itself
     expect(gradCheck((xx) => tf.sum(tf.mul(silu(xx), tf.range(0, 6))) as tf.Scalar, [x]).maxRelError).toBeLessThan(tol(5e-3));
+  });
+});
+
+describe('addBias, conv2dBias (bias gradients as a matmul against ones)', () => {
+  it('addBias is x + b, with first- and second-order gradients that match finite differences', () => {
+    const x = rng.normalTensor([2, 3, 4]);
+    const b = rng.normalTensor([4]);
+    expect(maxAbsDiff(addBias(x, b as tf.Tensor1D), tf.add(x, b))).toBe(0);
+    const r = rng.normalTensor([2, 3, 4]);
+    const f = (xx: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(silu(addBias(xx, bb as tf.Tensor1D)), r)) as tf.Scalar;
+    expect(gradCheck(f, [x, b], { eps: 1e-2, probes: 12 }).maxRelError).toBeLessThan(tol(5e-3));
+    const r1 = (bb: tf.Tensor) => tf.sum(tf.square(tf.grad((xx: tf.Tensor) => f(xx, bb))(x))) as tf.Scalar;
+    expect(gradCheck(r1, [b], { eps: 1e-2 }).maxRelError).toBeLessThan(tol(1e-2));
+    expect(() => addBias(x, rng.normalTensor([3]) as tf.Tensor1D)).toThrow(/bias of shape \[4\]/);
+  });
+
+  it.each([
+    [[2, 5, 5, 3], [3, 3, 3, 4], 1],
+    [[2, 6, 6, 3], [3, 3, 3, 2], 2],
+    [[2, 4, 4, 3], [1, 1, 3, 2], 1],
+  ] as [number[], number[], 1 | 2][])('conv2dBias x %j, w %j, stride %i is conv2d + b, with FD-checked first- and second-order gradients', (xs, ws, s) => {
+    const x = rng.normalTensor(xs) as tf.Tensor4D;
+    const w = tf.mul(rng.normalTensor(ws), 0.5) as tf.Tensor4D;
+    const b = rng.normalTensor([ws[3]!]) as tf.Tensor1D;
+    expect(maxAbsDiff(conv2dBias(x, w, b, s), tf.add(conv2d(x, w, s), b))).toBeLessThan(tol(1e-5));
+    const r = tf.tidy(() => rng.normalTensor(conv2d(x, w, s).shape));
+    const f = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+      tf.sum(tf.mul(silu(conv2dBias(xx as tf.Tensor4D, ww as tf.Tensor4D, bb as tf.Tensor1D, s)), r)) as tf.Scalar;
+    expect(gradCheck(f, [x, w, b], { eps: 1e-2, probes: 10 }).maxRelError).toBeLessThan(tol(5e-3));
+    const r1 = (ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.grad((xx: tf.Tensor) => f(xx, ww, bb))(x))) as tf.Scalar;
+    expect(gradCheck(r1, [w, b], { eps: 1e-2, probes: 10 }).maxRelError).toBeLessThan(tol(1e-2));
   });
 });

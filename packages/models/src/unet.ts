@@ -4,7 +4,7 @@ import type { Rng } from '@diff-instruct/sde';
 
 import type { UnetConfig } from './config.js';
 import { noiseFeatures } from './mlp.js';
-import { batchMatmul, conv2d, dense, downsample2x, groupNorm, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
+import { batchMatmul, conv2dBias, dense, downsample2x, groupNorm, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
 import { type Init, type Params, addNormal, addOnes, addZeros, param } from './params.js';
 import type { RawNet } from './precond.js';
 
@@ -162,7 +162,7 @@ export function unetScore(config: UnetConfig, params: Params, prefix: string, dr
   const r = config.resolution;
   const mapLabel = config.numClasses > 0 ? p<tf.Tensor2D>('map_label.weight') : null;
   for (const b of [...encoder, ...decoder]) p(`${b.name}.conv0.weight`); // fail early on a missing parameter
-  const conv = (x: Tensor4D, name: string, stride: 1 | 2 = 1) => tf.add(conv2d(x, p(`${name}.weight`), stride), p(`${name}.bias`)) as Tensor4D;
+  const conv = (x: Tensor4D, name: string, stride: 1 | 2 = 1) => conv2dBias(x, p(`${name}.weight`), p<tf.Tensor1D>(`${name}.bias`), stride);
   const norm = (x: Tensor4D, name: string) => groupNorm(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]));
 
   const dropout = (x: Tensor4D): Tensor4D => {
