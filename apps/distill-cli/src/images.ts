@@ -260,6 +260,7 @@ function teacherSamples(
   const per = shape.reduce((a, b) => a * b, 1);
   const images = new Float32Array(n * per);
   const rng = new Rng(seedFor(seed, `teacher-sample-${steps}`));
+  io.stderr(`teacher ${nfe} NFE: sampling ${n} images…\n`);
   const t0 = performance.now();
   for (let i = 0; i < n; i += 100) {
     const m = Math.min(100, n - i);
@@ -268,6 +269,10 @@ function teacherSamples(
     images.set(x.dataSync(), i * per);
     x.dispose();
     label?.dispose();
+    if (i === 0 && n > m) {
+      const eta = ((performance.now() - t0) / m) * (n - m);
+      io.stderr(`teacher ${nfe} NFE: ${(m / ((performance.now() - t0) / 1000)).toFixed(1)} images/s, ETA ${(eta / 1000).toFixed(0)} s\n`);
+    }
   }
   const msPerSample = (performance.now() - t0) / n;
   mkdirSync(cacheDir, { recursive: true });
