@@ -27,30 +27,30 @@ const rows: Record<string, unknown>[] = [];
 const net = { kind: 'mlp' as const, dim: 2, hidden: [256, 256, 256], embedDim: 64, numClasses: 0 };
 const data = { data: getTarget('ring8').sample(new Rng(1), 20000), sampleShape: [2] };
 
-function timeSteps(label: string, steps: number, fn: (steps: number) => void): number {
-  fn(3); // warm-up: kernel compilation, first allocations
+async function timeSteps(label: string, steps: number, fn: (steps: number) => Promise<unknown>): Promise<number> {
+  await fn(3); // warm-up: kernel compilation, first allocations
   const t0 = performance.now();
-  fn(steps);
+  await fn(steps);
   const ms = (performance.now() - t0) / steps;
   process.stderr.write(`${label}: ${ms.toFixed(1)} ms/step\n`);
   return ms;
 }
 
 const only = process.env.BENCH_ONLY;
-if (only === undefined || only === 'toy') runToyRows();
-if (only === undefined || only === 'mnist') runMnistRows();
+if (only === undefined || only === 'toy') await runToyRows();
+if (only === undefined || only === 'mnist') await runMnistRows();
 process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 
-function runToyRows(): void {
+async function runToyRows(): Promise<void> {
 const teacher = createDenoiser({ kind: 'edm', sigmaData: 1.4, net }, new Rng(0));
-const teacherMs = timeSteps('teacher DSM step', 20, (steps) => {
-  trainTeacher({ model: teacher, data, config: { ...TEACHER_DEFAULTS, steps, batchSize: batch }, rng: new Rng(2) }).ema;
+const teacherMs = await timeSteps('teacher DSM step', 20, async (steps) => {
+  await trainTeacher({ model: teacher, data, config: { ...TEACHER_DEFAULTS, steps, batchSize: batch }, rng: new Rng(2) });
 });
 rows.push({ name: 'teacher-dsm-step', ms: teacherMs, batch, model: 'MLP 3x256', backend });
 
-const diMs = timeSteps('Diff-Instruct iteration', 20, (steps) => {
+const diMs = await timeSteps('Diff-Instruct iteration', 20, async (steps) => {
   const g = tweedieGenerator(teacher, 2.5);
-  diffInstruct({ teacher, generator: g, config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: batch }, rng: new Rng(3) });
+  await diffInstruct({ teacher, generator: g, config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: batch }, rng: new Rng(3) });
 });
 rows.push({ name: 'diff-instruct-iteration', ms: diMs, batch, model: 'MLP 3x256', backend });
 
@@ -58,7 +58,7 @@ rows.push({ name: 'diff-instruct-iteration', ms: diMs, batch, model: 'MLP 3x256'
 const counts: number[] = [];
 const g = tweedieGenerator(teacher, 2.5);
 const t0 = performance.now();
-diffInstruct({
+await diffInstruct({
   teacher,
   generator: g,
   config: { ...DIFF_INSTRUCT_DEFAULTS, steps: leakSteps, batchSize: batch, checkpointEvery: leakSteps + 1 },
@@ -79,7 +79,7 @@ rows.push({
 });
 }
 
-function runMnistRows(): void {
+async function runMnistRows(): Promise<void> {
   const b = 32;
   const unet = unetPreset('mnist-tiny');
   const teacher = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(0));
@@ -88,8 +88,8 @@ function runMnistRows(): void {
   const model = 'UNet mnist-tiny (32x32x1, 348,721 params)';
   rows.push({
     name: 'mnist-teacher-step',
-    ms: timeSteps('MNIST teacher step', 5, (steps) => {
-      trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
+    ms: await timeSteps('MNIST teacher step', 5, async (steps) => {
+      await trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
     }),
     batch: b,
     model,
@@ -97,8 +97,8 @@ function runMnistRows(): void {
   });
   rows.push({
     name: 'mnist-diff-instruct-iteration',
-    ms: timeSteps('MNIST Diff-Instruct iteration', 5, (steps) => {
-      diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
+    ms: await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
+      await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
     }),
     batch: b,
     model,

@@ -75,7 +75,7 @@ const smoke = {
     import { Rng } from '@diff-instruct/sde';
     const rng = new Rng(0);
     const model = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: { kind: 'mlp', dim: 2, hidden: [16], embedDim: 8, numClasses: 0 } }, rng);
-    trainTeacher({ model, data: { data: rng.normal(64 * 2), sampleShape: [2] }, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng });
+    await trainTeacher({ model, data: { data: rng.normal(64 * 2), sampleShape: [2] }, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng });
     step(tf.scalar(0));`,
 };
 

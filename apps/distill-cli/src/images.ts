@@ -348,7 +348,7 @@ export async function runImages(argv: readonly string[], io: Io): Promise<number
     );
   };
   if (!resuming) snapshot(0, generator);
-  const di = diffInstruct({
+  const di = await diffInstruct({
     teacher,
     generator,
     config: c.distill,

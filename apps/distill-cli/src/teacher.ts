@@ -201,7 +201,7 @@ export async function runTeacherCommand(argv: readonly string[], io: Io): Promis
   );
   const log = new JsonlLog(join(out, 'log.jsonl'));
   const t0 = performance.now();
-  const res = trainTeacher({
+  const res = await trainTeacher({
     model,
     data: { data: data.images, sampleShape: [data.height, data.width, data.channels], labels: data.labels, numClasses: data.numClasses },
     config: c.train,
@@ -294,7 +294,7 @@ export async function runClassifierCommand(argv: readonly string[], io: Io): Pro
   const model = createClassifier(config, new Rng(seedFor(c.seed, 'classifier-init')));
   io.stderr(`distill classifier: ${train.name}, ${train.n} images; ${describeModel(config)}; writing to ${c.out}\n`);
   const log = new JsonlLog(join(out, 'log.jsonl'));
-  trainClassifier({
+  await trainClassifier({
     model,
     data: { data: train.images, sampleShape: [train.height, train.width, train.channels], labels: train.labels, numClasses: train.numClasses },
     config: c.train,

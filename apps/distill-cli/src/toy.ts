@@ -244,7 +244,7 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
       { kind: 'edm', sigmaData, net: { kind: 'mlp', dim: data.dim, hidden: c.hidden, embedDim: c.embedDim, numClasses: 0 } },
       new Rng(seedFor(c.seed, 'teacher-init')),
     );
-    const res = trainTeacher({
+    const res = await trainTeacher({
       model,
       data: { data: data.train, sampleShape: [data.dim] },
       config: c.teacherTrain,
@@ -267,7 +267,7 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
           { kind: 'mlp-generator', latentDim: data.dim, outDim: data.dim, hidden: c.hidden, numClasses: 0 },
           new Rng(seedFor(c.seed, 'generator-init')),
         );
-  const di = diffInstruct({
+  const di = await diffInstruct({
     teacher,
     generator,
     config: c.distill,

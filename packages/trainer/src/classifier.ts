@@ -31,7 +31,7 @@ export interface TrainClassifierOptions {
 }
 
 /** Cross-entropy training of a classifier (Adam), with the same loop, checkpoints and resume as every trainer. */
-export function trainClassifier(o: TrainClassifierOptions): ClassifierModel {
+export async function trainClassifier(o: TrainClassifierOptions): Promise<ClassifierModel> {
   const { model, data, config: c } = o;
   if (!data.labels || data.numClasses === undefined) throw new Error('trainClassifier: the dataset has no labels');
   const k = data.numClasses;
@@ -42,7 +42,7 @@ export function trainClassifier(o: TrainClassifierOptions): ClassifierModel {
   const rng = resumed?.rng ?? o.rng;
   adam.t = resumed?.optimizerSteps.adam ?? 0;
   const vars = Object.values(model.params);
-  runLoop({
+  await runLoop({
     phase: 'classifier',
     totalSteps: c.steps,
     startStep: resumed?.step ?? 0,

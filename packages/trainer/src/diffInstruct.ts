@@ -92,7 +92,7 @@ export interface DiffInstructResult {
  * 2. updates θ with Grad(θ) = E[w(t)(s_φ(x_t,t) − s_p(x_t,t)) ∂x_t/∂θ] (3.2), through the
  *    stop-gradient surrogate of `iklSurrogate`; neither score network gets a gradient.
  */
-export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
+export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstructResult> {
   const { teacher, generator, config: c } = o;
   const fake = o.fake ?? cloneModel(teacher);
   const numClasses = generator.numClasses;
@@ -144,7 +144,7 @@ export function diffInstruct(o: DiffInstructOptions): DiffInstructResult {
 
   const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
 
-  runLoop({
+  await runLoop({
     phase: 'diff-instruct',
     totalSteps: c.steps,
     startStep: resumed?.step ?? 0,

@@ -45,30 +45,30 @@ function toyImages(n: number, rng: Rng): { data: Float32Array; labels: Int32Arra
 }
 
 describe('image training', () => {
-  it('trains a conditional UNet teacher with dropout and label dropout, and resumes it exactly', () => {
+  it('trains a conditional UNet teacher with dropout and label dropout, and resumes it exactly', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'unet-'));
     const { data, labels } = toyImages(64, new Rng(1));
     const ds = { data, labels, numClasses: 3, sampleShape: [8, 8, 1] };
     const cfg = { ...TEACHER_DEFAULTS, steps: 4, batchSize: 8, checkpointEvery: 2 };
     const a = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(0));
-    trainTeacher({ model: a, data: ds, config: cfg, rng: new Rng(2) });
+    await trainTeacher({ model: a, data: ds, config: cfg, rng: new Rng(2) });
     const b = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(0));
     const statePath = join(dir, 'state.safetensors');
-    trainTeacher({ model: b, data: ds, config: { ...cfg, steps: 2 }, rng: new Rng(2), statePath });
+    await trainTeacher({ model: b, data: ds, config: { ...cfg, steps: 2 }, rng: new Rng(2), statePath });
     const c = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(7));
-    trainTeacher({ model: c, data: ds, config: cfg, rng: new Rng(99), statePath, resume: true });
+    await trainTeacher({ model: c, data: ds, config: cfg, rng: new Rng(99), statePath, resume: true });
     expect(values(c)).toEqual(values(a));
-    expect(() =>
+    await expect(
       trainTeacher({ model: c, data: { ...ds, sampleShape: [64] }, config: cfg, rng: new Rng(0) }),
-    ).toThrow(/samples of shape \[64\] but the model expects \[8, 8, 1\]/);
+    ).rejects.toThrow(/samples of shape \[64\] but the model expects \[8, 8, 1\]/);
   });
 
-  it('runs Diff-Instruct on a conditional UNet generator (Tweedie init) without leaking tensors', () => {
+  it('runs Diff-Instruct on a conditional UNet generator (Tweedie init) without leaking tensors', async () => {
     const teacher = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(0));
     const g = tweedieGenerator(teacher, 2.5);
     expect(g.outputShape).toEqual([8, 8, 1]);
     const counts: number[] = [];
-    diffInstruct({
+    await diffInstruct({
       teacher,
       generator: g,
       config: { ...DIFF_INSTRUCT_DEFAULTS, steps: 30, batchSize: 4 },
@@ -79,12 +79,12 @@ describe('image training', () => {
     expect(new Set(counts).size).toBe(1);
   });
 
-  it('trains the metric classifier: cross-entropy falls and accuracy rises', () => {
+  it('trains the metric classifier: cross-entropy falls and accuracy rises', async () => {
     const { data, labels } = toyImages(256, new Rng(4));
     const model = createClassifier({ kind: 'lenet', resolution: 8, channels: 1, numClasses: 3, featureDim: 8 }, new Rng(5));
     const losses: number[] = [];
     const acc: number[] = [];
-    trainClassifier({
+    await trainClassifier({
       model,
       data: { data, labels, numClasses: 3, sampleShape: [8, 8, 1] },
       config: { ...CLASSIFIER_DEFAULTS, steps: 60, batchSize: 32, lr: 3e-3 },

@@ -8,12 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { JsonlLog, TrainingError, runLoop } from './loop.js';
 
 describe('runLoop', () => {
-  it('reports progress with rate and ETA, logs JSONL and checkpoints on schedule', () => {
+  it('reports progress with rate and ETA, logs JSONL and checkpoints on schedule', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loop-'));
     const log = new JsonlLog(join(dir, 'log.jsonl'));
     const events: number[] = [];
     const ckpts: number[] = [];
-    runLoop({
+    await runLoop({
       phase: 'p',
       totalSteps: 25,
       startStep: 0,
@@ -37,8 +37,8 @@ describe('runLoop', () => {
     expect(JsonlLog.read(log.path).map((r) => r.step)).toEqual([5, 10]);
   });
 
-  it('stops with a clear error when a loss becomes NaN, naming the intact checkpoint', () => {
-    expect(() =>
+  it('stops with a clear error when a loss becomes NaN, naming the intact checkpoint', async () => {
+    await expect(
       runLoop({
         phase: 'teacher',
         totalSteps: 10,
@@ -46,21 +46,21 @@ describe('runLoop', () => {
         step: (i) => ({ loss: i === 4 ? Number.NaN : 1 }),
         checkpointHint: 'run/teacher-state.safetensors',
       }),
-    ).toThrow(/loss 'loss' became NaN at step 4; the last checkpoint \(run\/teacher-state.safetensors\) is intact/);
-    expect(() => runLoop({ phase: 'x', totalSteps: 3, startStep: 0, step: () => ({ l: Infinity }) })).toThrow(TrainingError);
+    ).rejects.toThrow(/loss 'loss' became NaN at step 4; the last checkpoint \(run\/teacher-state.safetensors\) is intact/);
+    await expect(runLoop({ phase: 'x', totalSteps: 3, startStep: 0, step: () => ({ l: Infinity }) })).rejects.toThrow(TrainingError);
   });
 
-  it('stops before the wasm heap limit', () => {
+  it('stops before the wasm heap limit', async () => {
     const keep = tf.zeros([1024, 256]);
-    expect(() =>
+    await expect(
       runLoop({ phase: 'x', totalSteps: 2, startStep: 0, step: () => ({ l: 1 }), memoryLimitBytes: 1024 }),
-    ).toThrow(/over the .* GiB limit of the wasm heap; use a smaller batch/);
+    ).rejects.toThrow(/over the .* GiB limit of the wasm heap; use a smaller batch/);
     keep.dispose();
   });
 
-  it('keeps the tensor count flat: each step runs in a tidy scope', () => {
+  it('keeps the tensor count flat: each step runs in a tidy scope', async () => {
     const before = tf.memory().numTensors;
-    runLoop({
+    await runLoop({
       phase: 'x',
       totalSteps: 50,
       startStep: 0,

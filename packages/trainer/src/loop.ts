@@ -88,11 +88,16 @@ export interface LoopOptions {
   memoryLimitBytes?: number;
 }
 
+/** How long the loop may hold the event loop before it yields (timers, signals, I/O). */
+const YIELD_EVERY_MS = 100;
+
 /**
  * The step loop shared by every trainer: tidy, NaN/Inf guard, memory guard, progress with rate
- * and ETA, JSONL log, periodic checkpoints. Trainers supply only the step.
+ * and ETA, JSONL log, periodic checkpoints. Trainers supply only the step. Steps run
+ * synchronously, but the loop yields to the event loop every ~100 ms, so a long run never blocks
+ * timers, signal handlers or I/O for long.
  */
-export function runLoop(o: LoopOptions): void {
+export async function runLoop(o: LoopOptions): Promise<void> {
   const progressEvery = o.progressEvery ?? 10;
   const logEvery = o.logEvery ?? 10;
   const memoryLimit = o.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
@@ -100,7 +105,12 @@ export function runLoop(o: LoopOptions): void {
   let windowStart = t0;
   let windowSteps = 0;
   let rate = 0;
+  let lastYield = t0;
   for (let i = o.startStep + 1; i <= o.totalSteps; i++) {
+    if (performance.now() - lastYield > YIELD_EVERY_MS) {
+      await new Promise<void>((r) => setImmediate(r));
+      lastYield = performance.now();
+    }
     const losses = tf.tidy(() => o.step(i));
     for (const [name, v] of Object.entries(losses)) {
       if (!Number.isFinite(v)) {

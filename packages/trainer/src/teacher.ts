@@ -65,7 +65,7 @@ export interface TrainTeacherResult {
 }
 
 /** Trains a denoiser with the EDM loss, Eq. (2.2) with λ(σ) weighting (Adam, EMA). */
-export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
+export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacherResult> {
   const { model, data, config: c } = o;
   const numClasses = model.config.net.numClasses;
   if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
@@ -82,7 +82,7 @@ export function trainTeacher(o: TrainTeacherOptions): TrainTeacherResult {
   adam.t = resumed?.optimizerSteps.adam ?? 0;
   const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
   const vars = Object.values(model.params);
-  runLoop({
+  await runLoop({
     phase: 'teacher',
     totalSteps: c.steps,
     startStep: resumed?.step ?? 0,

@@ -27,30 +27,30 @@ function mixture(dim: number): GaussianMixture {
 }
 
 describe('trainTeacher', () => {
-  it('resumes exactly: 12 steps = 6 steps, stop, resume 6 steps (weights bit for bit)', () => {
+  it('resumes exactly: 12 steps = 6 steps, stop, resume 6 steps (weights bit for bit)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'teacher-'));
     const data = { data: mixture(2).sample(new Rng(1), 512), sampleShape: [2] };
     const cfg = { ...TEACHER_DEFAULTS, steps: 12, batchSize: 32, checkpointEvery: 6 };
 
     const a = smallTeacher(2);
-    const ra = trainTeacher({ model: a, data, config: cfg, rng: new Rng(5) });
+    const ra = await trainTeacher({ model: a, data, config: cfg, rng: new Rng(5) });
 
     const b = smallTeacher(2);
     const statePath = join(dir, 'state.safetensors');
-    trainTeacher({ model: b, data, config: { ...cfg, steps: 6 }, rng: new Rng(5), statePath });
+    await trainTeacher({ model: b, data, config: { ...cfg, steps: 6 }, rng: new Rng(5), statePath });
     const c = smallTeacher(2, 99); // different init: everything must come from the checkpoint
-    const rc = trainTeacher({ model: c, data, config: cfg, rng: new Rng(12345), statePath, resume: true });
+    const rc = await trainTeacher({ model: c, data, config: cfg, rng: new Rng(12345), statePath, resume: true });
 
     expect(values(c)).toEqual(values(a));
     expect(values(rc.ema)).toEqual(values(ra.ema));
   });
 
-  it('refuses to resume with different settings, and says which', () => {
+  it('refuses to resume with different settings, and says which', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'teacher-'));
     const data = { data: mixture(2).sample(new Rng(1), 256), sampleShape: [2] };
     const statePath = join(dir, 'state.safetensors');
-    trainTeacher({ model: smallTeacher(2), data, config: { ...TEACHER_DEFAULTS, steps: 2, batchSize: 16 }, rng: new Rng(0), statePath });
-    expect(() =>
+    await trainTeacher({ model: smallTeacher(2), data, config: { ...TEACHER_DEFAULTS, steps: 2, batchSize: 16 }, rng: new Rng(0), statePath });
+    await expect(
       trainTeacher({
         model: smallTeacher(2),
         data,
@@ -59,17 +59,17 @@ describe('trainTeacher', () => {
         statePath,
         resume: true,
       }),
-    ).toThrow(/config differs \(train\.lr: stored 0\.001, now 0\.5\)/);
+    ).rejects.toThrow(/config differs \(train\.lr: stored 0\.001, now 0\.5\)/);
   });
 
-  it('says clearly when the training state is corrupt', () => {
+  it('says clearly when the training state is corrupt', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'teacher-'));
     const statePath = join(dir, 'state.safetensors');
     writeFileSync(statePath, 'garbage that is not safetensors');
     const data = { data: mixture(2).sample(new Rng(1), 64), sampleShape: [2] };
-    expect(() =>
+    await expect(
       trainTeacher({ model: smallTeacher(2), data, config: { ...TEACHER_DEFAULTS, steps: 2, batchSize: 8 }, rng: new Rng(0), statePath, resume: true }),
-    ).toThrow(/is not a valid training state/);
+    ).rejects.toThrow(/is not a valid training state/);
   });
 });
 
@@ -91,17 +91,17 @@ function modeError(g: GeneratorModel, dim: number): number {
 
 describe('diffInstruct (Algorithm 1)', () => {
   for (const dim of [2, 5]) {
-    it(`pulls a generator towards the teacher's distribution in ${dim}-D`, () => {
+    it(`pulls a generator towards the teacher's distribution in ${dim}-D`, async () => {
       const data = { data: mixture(dim).sample(new Rng(1), 4096), sampleShape: [dim] };
-      const teacher = trainTeacher({
+      const { ema: teacher } = await trainTeacher({
         model: smallTeacher(dim, 0, [64, 64]),
         data,
         config: { ...TEACHER_DEFAULTS, steps: 1500, batchSize: 128, lr: 2e-3 },
         rng: new Rng(2),
-      }).ema;
+      });
       const g = tweedieGenerator(teacher, 2.5);
       const before = modeError(g, dim);
-      const { ema } = diffInstruct({
+      const { ema } = await diffInstruct({
         teacher,
         generator: g,
         config: { ...DIFF_INSTRUCT_DEFAULTS, steps: 300, batchSize: 128, lrGenerator: 1e-3, lrFake: 1e-3, emaHalfLife: 20 },
@@ -119,17 +119,17 @@ describe('diffInstruct (Algorithm 1)', () => {
     });
   }
 
-  it('resumes exactly and keeps the tensor count flat', () => {
+  it('resumes exactly and keeps the tensor count flat', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'di-'));
     const teacher = smallTeacher(2, 4);
     const cfg = { ...DIFF_INSTRUCT_DEFAULTS, steps: 10, batchSize: 16, checkpointEvery: 5 };
-    const a = diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(8) });
+    const a = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(8) });
 
     const statePath = join(dir, 'di.safetensors');
-    diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, steps: 5 }, rng: new Rng(8), statePath });
+    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, steps: 5 }, rng: new Rng(8), statePath });
     const counts: number[] = [];
     const g = tweedieGenerator(teacher, 2.5);
-    const b = diffInstruct({
+    const b = await diffInstruct({
       teacher,
       generator: g,
       config: cfg,
@@ -144,7 +144,7 @@ describe('diffInstruct (Algorithm 1)', () => {
 
     // Hygiene: the count is the same after 10 further steps as after the first progress report.
     const counts2: number[] = [];
-    diffInstruct({
+    await diffInstruct({
       teacher,
       generator: g,
       fake: b.fake,
@@ -157,10 +157,10 @@ describe('diffInstruct (Algorithm 1)', () => {
     expect(new Set(counts2).size).toBe(1);
   });
 
-  it('rejects a generator whose samples do not fit the teacher', () => {
+  it('rejects a generator whose samples do not fit the teacher', async () => {
     const teacher = smallTeacher(2);
     const other = tweedieGenerator(smallTeacher(3), 2.5);
-    expect(() => diffInstruct({ teacher, generator: other, config: DIFF_INSTRUCT_DEFAULTS, rng: new Rng(0) })).toThrow(
+    await expect(diffInstruct({ teacher, generator: other, config: DIFF_INSTRUCT_DEFAULTS, rng: new Rng(0) })).rejects.toThrow(
       /generator makes samples of shape \[3\] but the teacher expects \[2\]/,
     );
   });
