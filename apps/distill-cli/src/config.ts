@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, type DiffInstructConfig, type TeacherConfig } from '@diff-instruct/trainer';
 
@@ -100,4 +101,17 @@ export function resumeConfig<T>(defaults: T, dir: string, flags: Record<string, 
     throw new UsageError(`--resume continues a run with its stored settings; drop ${other.map((k) => `--${kebab(k)}`).join(', ')}`);
   }
   return { ...mergeConfig(defaults, readConfigFile(path), path), out: dir };
+}
+
+/**
+ * Creates the run folder. A folder that already holds files is never overwritten: the user either
+ * picks another --out or continues that run with --resume.
+ */
+export function prepareOut(out: string, resuming: boolean): string {
+  const dir = resolve(out);
+  if (!resuming && existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new UsageError(`${out} already holds files; choose another --out, or continue that run with --resume ${out}`);
+  }
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }

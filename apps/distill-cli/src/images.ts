@@ -30,10 +30,9 @@ import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
 
 import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { mergeConfig, readConfigFile, resumeConfig } from './config.js';
+import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
-import { prepareOut } from './teacher.js';
 import type { Io } from './toy.js';
 
 /** `distill images`: everything as plain JSON, stored as config.json in the run folder. */

@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset, type ImageDataset } from '@diff-instruct/data';
@@ -29,7 +28,7 @@ import {
 } from '@diff-instruct/trainer';
 
 import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { mergeConfig, readConfigFile, resumeConfig } from './config.js';
+import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 import type { Io } from './toy.js';
@@ -133,15 +132,6 @@ export function teacherNet(c: ImageTeacherConfig, data: { channels: number; heig
   net.channels = data.channels;
   net.resolution = data.height;
   return net;
-}
-
-export function prepareOut(out: string, resuming: boolean): string {
-  const dir = resolve(out);
-  if (!resuming && existsSync(dir) && readdirSync(dir).length > 0) {
-    throw new UsageError(`${out} already holds files; choose another --out, or continue that run with --resume ${out}`);
-  }
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }
 
 /** A grid of teacher samples from fixed latents: one row per class for a conditional teacher. */

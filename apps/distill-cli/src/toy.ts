@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
@@ -16,6 +16,7 @@ import { compareSamples, type SampleMetrics } from '@diff-instruct/metrics';
 import {
   createDenoiser,
   createGenerator,
+  disposeModel,
   loadDenoiser,
   saveModel,
   writeFileAtomic,
@@ -27,7 +28,7 @@ import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
 import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { TOY_DEFAULTS, mergeConfig, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
+import { TOY_DEFAULTS, mergeConfig, prepareOut, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 
@@ -186,7 +187,7 @@ function loadTeacherChecked(path: string, dim: number): DenoiserModel {
   const t = loadDenoiser(path);
   const net = t.config.net as { kind: string; dim?: number };
   if (net.kind !== 'mlp' || net.dim !== dim) {
-    t.params && Object.values(t.params).forEach((v) => v.dispose());
+    disposeModel(t);
     throw new UsageError(
       `${path} is a ${net.kind} teacher for ${net.dim ?? '?'}-D data, but the data is ${dim}-D; train a teacher on this data or pass the matching one`,
     );
@@ -220,15 +221,11 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
   // Validate every input before anything is written.
   const data = loadToyData(c);
   let teacher: DenoiserModel | undefined;
-  const out = resolve(c.out);
-  const teacherOut = join(out, 'teacher.safetensors');
+  const teacherOut = join(resolve(c.out), 'teacher.safetensors');
   if (c.teacher !== null) teacher = loadTeacherChecked(c.teacher, data.dim);
   else if (resuming && existsSync(teacherOut)) teacher = loadTeacherChecked(teacherOut, data.dim);
-  if (!resuming && existsSync(out) && readdirSync(out).length > 0) {
-    throw new UsageError(`${c.out} already holds files; choose another --out, or continue that run with --resume ${c.out}`);
-  }
 
-  mkdirSync(out, { recursive: true });
+  const out = prepareOut(c.out, resuming);
   const sigmaData = c.sigmaData ?? Number(std(data.train).toFixed(4));
   const resolved: ToyConfig = { ...c, sigmaData };
   if (!resuming) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(resolved, null, 2)}\n`);
@@ -406,8 +403,4 @@ function lossPlot(logPath: string): Uint8Array {
     series('diff-instruct', 'generatorGradNorm', 'generator grad norm'),
   ].filter((s) => s.x.length > 0);
   return linePlot({ title: 'training losses', series: all, logY: true, xLabel: 'step' });
-}
-
-export function readJson(path: string): unknown {
-  return JSON.parse(readFileSync(path, 'utf8'));
 }
