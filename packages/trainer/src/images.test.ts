@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { createClassifier, createDenoiser, tweedieGenerator, type UnetConfig } from '@diff-instruct/models';
+import { createClassifier, createDenoiser, tweedieGenerator, type GeneratorModel, type UnetConfig } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
@@ -96,5 +96,56 @@ describe('image training', () => {
     });
     expect(losses.at(-1)!).toBeLessThan(0.5 * losses[0]!);
     expect(acc.at(-1)!).toBeGreaterThan(0.9);
+  });
+
+  it('pulls a UNet generator (Tweedie init) onto the teacher\'s image patterns', { timeout: 600_000 }, async () => {
+    // Three 8×8 patterns plus pixel noise of sd 0.1; a teacher learns them, DI distils it.
+    const net: UnetConfig = { ...unet, modelChannels: 8, attnResolutions: [], dropout: 0, numClasses: 0 };
+    const patterns = [0, 1, 2].map((k) => {
+      const d = new Float32Array(64).fill(-1);
+      for (let j = 0; j < 8; j++) d[k === 0 ? 24 + j : k === 1 ? j * 8 + 3 : j * 9] = 1;
+      return d;
+    });
+    const rng = new Rng(1);
+    const data = new Float32Array(2048 * 64);
+    const noise = rng.normal(data.length);
+    for (let i = 0; i < 2048; i++) {
+      const p = patterns[rng.int(3)]!;
+      for (let q = 0; q < 64; q++) data[i * 64 + q] = p[q]! + 0.1 * noise[i * 64 + q]!;
+    }
+    /** RMS distance of each sample to its nearest pattern, averaged; exact samples score ≈ 0.1. */
+    const patternError = (g: GeneratorModel) =>
+      tf.tidy(() => {
+        const x = g.generate(new Rng(9).normalTensor([200, 8, 8, 1])).dataSync();
+        let total = 0;
+        for (let i = 0; i < 200; i++) {
+          let best = Infinity;
+          for (const p of patterns) {
+            let d = 0;
+            for (let q = 0; q < 64; q++) d += (x[i * 64 + q]! - p[q]!) ** 2;
+            best = Math.min(best, d);
+          }
+          total += Math.sqrt(best / 64);
+        }
+        return total / 200;
+      });
+    const { ema: teacher } = await trainTeacher({
+      model: createDenoiser({ kind: 'edm', sigmaData: 0.5, net }, new Rng(0)),
+      data: { data, sampleShape: [8, 8, 1] },
+      config: { ...TEACHER_DEFAULTS, steps: 400, batchSize: 64, lr: 2e-3, emaHalfLife: 50 },
+      rng: new Rng(2),
+    });
+    const g = tweedieGenerator(teacher, 2.5);
+    const before = patternError(g);
+    const { ema } = await diffInstruct({
+      teacher,
+      generator: g,
+      config: { ...DIFF_INSTRUCT_DEFAULTS, steps: 200, batchSize: 32, lrGenerator: 1e-3, lrFake: 1e-3, emaHalfLife: 20 },
+      rng: new Rng(3),
+    });
+    const after = patternError(ema);
+    // Measured: 0.34 at the Tweedie init, 0.10 (the pixel-noise floor) after 200 steps.
+    expect(before).toBeGreaterThan(0.25);
+    expect(after).toBeLessThan(0.5 * before);
   });
 });
