@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createDenoiser, tweedieGenerator, unetPreset } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
-import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
+import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, oneHot, trainTeacher } from '@diff-instruct/trainer';
 import { getTarget } from '@diff-instruct/data';
 
 import { selectBackend } from '../apps/distill-cli/src/backend.js';
@@ -106,7 +106,7 @@ async function runMnistRows(): Promise<void> {
   });
   // One-step sampling against the 35-NFE teacher, 100 images, class labels 0..9.
   const n = 100;
-  const label = tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % 10), 'int32'), 10).toFloat() as tf.Tensor2D;
+  const label = oneHot(Int32Array.from({ length: n }, (_, i) => i % 10), 10);
   const g = tweedieGenerator(teacher, 2.5);
   const z = new Rng(4).normalTensor([n, 32, 32, 1]);
   tf.tidy(() => g.generate(z, label).dataSync()); // warm-up

@@ -27,7 +27,7 @@ import {
   type UnetConfig,
 } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
-import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
+import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
 
 import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
@@ -222,7 +222,7 @@ function generate(gen: GeneratorModel, n: number, rng: Rng, labels?: Int32Array)
     const m = Math.min(100, n - i);
     tf.tidy(() => {
       const z = rng.normalTensor([m, ...gen.latentShape]);
-      const label = labels ? (tf.oneHot(tf.tensor1d(labels.subarray(i, i + m), 'int32'), gen.numClasses).toFloat() as tf.Tensor2D) : undefined;
+      const label = labels ? oneHot(labels.subarray(i, i + m), gen.numClasses) : undefined;
       out.set(gen.generate(z, label).dataSync(), i * per);
     });
   }
@@ -263,7 +263,7 @@ function teacherSamples(
   const t0 = performance.now();
   for (let i = 0; i < n; i += 100) {
     const m = Math.min(100, n - i);
-    const label = labels ? (tf.oneHot(tf.tensor1d(labels.subarray(i, i + m), 'int32'), net.numClasses).toFloat() as tf.Tensor2D) : undefined;
+    const label = labels ? oneHot(labels.subarray(i, i + m), net.numClasses) : undefined;
     const { x } = sampleTeacher(teacher.denoise, { shape: [m, ...shape], steps, rng, label });
     images.set(x.dataSync(), i * per);
     x.dispose();

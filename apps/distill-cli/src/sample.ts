@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { encodeNpy, formatCsvPoints, imageGrid } from '@diff-instruct/data';
 import { loadGenerator, writeFileAtomic } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
+import { oneHot } from '@diff-instruct/trainer';
 
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import type { Io } from './toy.js';
@@ -52,7 +53,7 @@ export async function runSample(argv: readonly string[], io: Io): Promise<number
     const k = Number(flags.label);
     if (gen.numClasses === 0) throw new UsageError('--label given, but this generator is unconditional');
     if (k < 0 || k >= gen.numClasses) throw new UsageError(`--label must be in 0..${gen.numClasses - 1}, got ${k}`);
-    label = tf.oneHot(tf.fill([n], k, 'int32') as tf.Tensor1D, gen.numClasses).toFloat() as tf.Tensor2D;
+    label = oneHot(new Int32Array(n).fill(k), gen.numClasses);
   } else if (gen.numClasses > 0) {
     throw new UsageError(`this generator is conditional on ${gen.numClasses} classes; pass --label K`);
   }

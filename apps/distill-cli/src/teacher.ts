@@ -21,6 +21,7 @@ import {
   CLASSIFIER_DEFAULTS,
   JsonlLog,
   TEACHER_DEFAULTS,
+  oneHot,
   trainClassifier,
   trainTeacher,
   type ClassifierTrainConfig,
@@ -141,7 +142,7 @@ export function teacherGrid(teacher: DenoiserModel, steps: number, seed: number,
   const rows = k > 0 ? k : 8;
   const cols = 8;
   const n = rows * cols;
-  const label = k > 0 ? tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => Math.floor(i / cols)), 'int32'), k).toFloat() as tf.Tensor2D : undefined;
+  const label = k > 0 ? oneHot(Int32Array.from({ length: n }, (_, i) => Math.floor(i / cols)), k) : undefined;
   const { x } = sampleTeacher(teacher.denoise, {
     shape: [n, net.resolution, net.resolution, net.channels],
     steps,
