@@ -26,7 +26,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     pool: 'forks',
     projects: [
-      ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer'].map((n) => project(n, `packages/${n}`)),
+      ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer', 'native'].map((n) => project(n, `packages/${n}`)),
       project('distill-cli', 'apps/distill-cli'),
     ],
   },

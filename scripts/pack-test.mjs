@@ -69,6 +69,16 @@ const smoke = {
     const v = tf.variable(tf.scalar(e));
     const { value } = tf.variableGrads(() => tf.square(v), [v]);
     step(value);`,
+  '@diff-instruct/native': `
+    import { enableNativeKernels, nativeStatus } from '@diff-instruct/native';
+    const s = nativeStatus();
+    if (!s.available) throw new Error('the addon did not build at npm install: ' + s.reason);
+    const r = enableNativeKernels();
+    if (!r.enabled) throw new Error('native kernels not enabled: ' + r.reason);
+    const w = tf.variable(tf.randomNormal([3, 3, 4, 16], 0, 1, 'float32', 1));
+    const x = tf.randomNormal([2, 8, 8, 4], 0, 1, 'float32', 2);
+    const { value } = tf.variableGrads(() => tf.mean(tf.square(tf.matMul(tf.conv2d(x, w, 1, 'same').reshape([128, 16]), tf.ones([16, 1])))), [w]);
+    step(value);`,
   '@diff-instruct/trainer': `
     import { trainTeacher, TEACHER_DEFAULTS } from '@diff-instruct/trainer';
     import { createDenoiser } from '@diff-instruct/models';

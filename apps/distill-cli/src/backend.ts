@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 
 import * as tf from '@tensorflow/tfjs';
+import { describeNative, enableNativeKernels } from '@diff-instruct/native';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -8,7 +9,9 @@ const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 /**
  * Picks the tfjs backend, in the order of DESIGN.md: `--backend` or DI_BACKEND, then `tensorflow`
  * (tfjs-node-gpu or tfjs-node, when installed), then `wasm` (the default here), then `cpu`.
- * Returns the name of the backend in use; the caller prints it.
+ * On wasm and cpu, matMul and convolution then run on the native kernels of
+ * `@diff-instruct/native` when its addon is built (DI_NATIVE=0 turns them off; DI_NATIVE_THREADS
+ * sets their threads). Returns a description of the backend in use; the caller prints it.
  */
 export async function selectBackend(requested?: string): Promise<string> {
   const want = requested ?? process.env.DI_BACKEND;
@@ -19,13 +22,20 @@ export async function selectBackend(requested?: string): Promise<string> {
   const failures: string[] = [];
   for (const name of order) {
     try {
-      if (await tryBackend(name)) return tf.getBackend();
+      if (await tryBackend(name)) return withNative(tf.getBackend());
       failures.push(`${name}: not available`);
     } catch (e) {
       failures.push(`${name}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
   throw new Error(`no tfjs backend could start (${failures.join('; ')})`);
+}
+
+/** "wasm + native kernels (OpenBLAS SGEMM, 2 threads)", or the backend alone and why not. */
+function withNative(backend: string): string {
+  if (backend !== 'wasm' && backend !== 'cpu') return backend;
+  const r = enableNativeKernels({ backend });
+  return r.enabled ? `${backend} + ${describeNative(r)}` : `${backend} (${describeNative(r)})`;
 }
 
 async function tryBackend(name: BackendName): Promise<boolean> {

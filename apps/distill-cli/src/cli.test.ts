@@ -73,6 +73,18 @@ describe('distill CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('images --quick selects the quick-demo settings; explicit flags still win', async () => {
+    const q = JSON.parse((await cli('images', '--dataset', 'mnist', '--quick', '--dry-run')).stdout);
+    const d = JSON.parse((await cli('images', '--dataset', 'mnist', '--dry-run')).stdout);
+    expect(q.distill.steps).toBeLessThan(d.distill.steps);
+    expect(q.numSamples).toBeLessThan(d.numSamples);
+    expect(q.curveSamples).toBeLessThanOrEqual(q.numSamples);
+    expect(q.distill.steps % q.distill.checkpointEvery).toBe(0);
+    const o = JSON.parse((await cli('images', '--quick', '--steps', '7', '--num-samples', '30', '--dry-run')).stdout);
+    expect(o.distill.steps).toBe(7);
+    expect(o.numSamples).toBe(30);
+  });
+
   it('rejects bad input with one clear line and no partial output', async () => {
     const dir = tmp();
     const out = join(dir, 'run');

@@ -1,0 +1,455 @@
+// Native CPU kernels for @diff-instruct/native: single-precision GEMM (OpenBLAS when it was found
+// at build time, a blocked built-in GEMM otherwise) and NHWC convolution: a register-blocked direct
+// kernel when C_out is a multiple of 16 (every 3×3 conv of the UNets), im2col + GEMM otherwise.
+// Every entry point takes Float32Arrays (views into the tfjs wasm heap, or plain arrays), checks
+// that each access stays inside them, and never allocates JS objects in its inner loops.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if DI_USE_OPENBLAS
+#include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_num_threads(void);
+#endif
+
+namespace {
+
+int g_threads = 1;
+bool g_use_builtin = false;  // tests compare both GEMMs
+bool g_use_builtin_conv = false;  // im2col + GEMM instead of the direct kernel
+thread_local bool t_worker = false;  // inside one of our worker threads: no nested threads
+
+// ---------------------------------------------------------------------------------------------
+// Built-in GEMM: C[M×N] = op(A)·op(B) (+ C when accumulate), row-major. op(X) is packed into a
+// plain row-major copy first, then an i-k-j loop over cache blocks; the j loop vectorises
+// (-O3 -march=native). Rows of C are split across threads.
+// ---------------------------------------------------------------------------------------------
+void gemm_rows(int m0, int m1, int N, int K, const float* A, const float* B, float* C, bool accumulate) {
+  constexpr int KB = 256, NB = 512;
+  if (!accumulate) for (int i = m0; i < m1; ++i) std::memset(C + (size_t)i * N, 0, sizeof(float) * N);
+  for (int k0 = 0; k0 < K; k0 += KB) {
+    const int k1 = std::min(K, k0 + KB);
+    for (int j0 = 0; j0 < N; j0 += NB) {
+      const int j1 = std::min(N, j0 + NB);
+      for (int i = m0; i < m1; ++i) {
+        float* __restrict c = C + (size_t)i * N;
+        const float* a = A + (size_t)i * K;
+        for (int k = k0; k < k1; ++k) {
+          const float aik = a[k];
+          const float* __restrict b = B + (size_t)k * N;
+          for (int j = j0; j < j1; ++j) c[j] += aik * b[j];
+        }
+      }
+    }
+  }
+}
+
+void builtin_gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, bool accumulate) {
+  // pack op(A) [M×K] and op(B) [K×N] contiguously
+  std::vector<float> pa, pb, pc;
+  const float* a = A;
+  if (ta || lda != K) {
+    pa.resize((size_t)M * K);
+    for (int i = 0; i < M; ++i)
+      for (int k = 0; k < K; ++k) pa[(size_t)i * K + k] = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+    a = pa.data();
+  }
+  const float* b = B;
+  if (tb || ldb != N) {
+    pb.resize((size_t)K * N);
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < N; ++j) pb[(size_t)k * N + j] = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+    b = pb.data();
+  }
+  float* c = C;
+  if (ldc != N) {
+    pc.resize((size_t)M * N);
+    if (accumulate)
+      for (int i = 0; i < M; ++i) std::memcpy(pc.data() + (size_t)i * N, C + (size_t)i * ldc, sizeof(float) * N);
+    c = pc.data();
+  }
+  const double flops = 2.0 * M * N * K;
+  const int threads = t_worker || flops < 3e7 ? 1 : std::max(1, std::min(g_threads, M));
+  if (threads == 1) {
+    gemm_rows(0, M, N, K, a, b, c, accumulate);
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      const int m0 = (int)((int64_t)M * t / threads), m1 = (int)((int64_t)M * (t + 1) / threads);
+      pool.emplace_back(gemm_rows, m0, m1, N, K, a, b, c, accumulate);
+    }
+    for (auto& th : pool) th.join();
+  }
+  if (ldc != N)
+    for (int i = 0; i < M; ++i) std::memcpy(C + (size_t)i * ldc, c + (size_t)i * N, sizeof(float) * N);
+}
+
+void gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate)
+      for (int i = 0; i < M; ++i) std::memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+#if DI_USE_OPENBLAS
+  if (!g_use_builtin) {
+    // OpenBLAS runs single-threaded (its own threads spin while they wait, which collapses under a
+    // loaded machine); large products are split by rows of C over our threads instead.
+    auto part = [=](int m0, int m1) {
+      const float* a = ta ? A + m0 : A + (size_t)m0 * lda;
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m1 - m0, N, K, 1.0f, a, lda, B, ldb,
+                  accumulate ? 1.0f : 0.0f, C + (size_t)m0 * ldc, ldc);
+    };
+    const int threads = t_worker || 2.0 * M * N * K < 3e7 ? 1 : std::max(1, std::min(g_threads, M / 16));
+    if (threads <= 1) {
+      part(0, M);
+    } else {
+      std::vector<std::thread> pool;
+      for (int t = 0; t < threads; ++t) pool.emplace_back(part, (int)((int64_t)M * t / threads), (int)((int64_t)M * (t + 1) / threads));
+      for (auto& th : pool) th.join();
+    }
+    return;
+  }
+#endif
+  builtin_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+// ---------------------------------------------------------------------------------------------
+// N-API helpers
+// ---------------------------------------------------------------------------------------------
+struct F32 {
+  float* data = nullptr;
+  size_t length = 0;
+};
+
+napi_value throw_error(napi_env env, const std::string& msg) {
+  napi_throw_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+bool get_f32(napi_env env, napi_value v, F32* out, const char* what) {
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (!is_ta) {
+    throw_error(env, std::string("@diff-instruct/native: ") + what + " must be a Float32Array");
+    return false;
+  }
+  napi_typedarray_type type;
+  void* data = nullptr;
+  napi_value ab;
+  size_t offset = 0;
+  napi_get_typedarray_info(env, v, &type, &out->length, &data, &ab, &offset);
+  if (type != napi_float32_array) {
+    throw_error(env, std::string("@diff-instruct/native: ") + what + " must be a Float32Array");
+    return false;
+  }
+  out->data = static_cast<float*>(data);
+  return true;
+}
+
+bool get_int(napi_env env, napi_value v, int64_t* out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+bool is_null(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+#define ARGS(n)                                                  \
+  size_t argc = n;                                               \
+  napi_value argv[n];                                            \
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);    \
+  if (argc < n) return throw_error(env, "@diff-instruct/native: expected " #n " arguments");
+
+#define INTS(first, count, arr)                                                          \
+  int64_t arr[count];                                                                     \
+  for (int i_ = 0; i_ < count; ++i_)                                                      \
+    if (!get_int(env, argv[first + i_], &arr[i_]) || arr[i_] < 0)                         \
+      return throw_error(env, "@diff-instruct/native: expected non-negative integer sizes");
+
+// gemmBatched(batch, transA, transB, M, N, K, A, strideA, B, strideB, C, strideC)
+// C_b = op(A_b)·op(B_b) for b < batch, with A_b = A + b·strideA (strideA 0 broadcasts), row-major,
+// op(A) [M×K], op(B) [K×N].
+napi_value GemmBatched(napi_env env, napi_callback_info info) {
+  ARGS(12)
+  int64_t batch;
+  bool ta, tb;
+  if (!get_int(env, argv[0], &batch) || batch < 0) return throw_error(env, "@diff-instruct/native: bad batch");
+  napi_get_value_bool(env, argv[1], &ta);
+  napi_get_value_bool(env, argv[2], &tb);
+  INTS(3, 3, mnk)
+  F32 A, B, C;
+  int64_t sa, sb, sc;
+  if (!get_f32(env, argv[6], &A, "A") || !get_int(env, argv[7], &sa) || !get_f32(env, argv[8], &B, "B") || !get_int(env, argv[9], &sb) ||
+      !get_f32(env, argv[10], &C, "C") || !get_int(env, argv[11], &sc))
+    return nullptr;
+  const int64_t M = mnk[0], N = mnk[1], K = mnk[2];
+  auto fits = [&](size_t len, int64_t stride, int64_t size) { return batch == 0 || (size_t)((batch - 1) * stride + size) <= len; };
+  if (!fits(A.length, sa, M * K) || !fits(B.length, sb, K * N) || !fits(C.length, sc, M * N))
+    return throw_error(env, "@diff-instruct/native: gemmBatched: an operand is smaller than its sizes and strides say");
+  for (int64_t b = 0; b < batch; ++b)
+    gemm(ta, tb, (int)M, (int)N, (int)K, A.data + b * sa, ta ? (int)M : (int)K, B.data + b * sb, tb ? (int)K : (int)N, C.data + b * sc, (int)N,
+         false);
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct convolution for C_out a multiple of 16: the input is copied once into a zero-padded
+// buffer, then each block of PB output pixels of one output row keeps PB 16-wide accumulators in
+// registers while it walks (ky, kx, ci): one filter vector load and PB broadcast FMAs per step.
+// GCC's vector extension compiles the v16 arithmetic to AVX-512 (or pairs of AVX2 registers).
+// ---------------------------------------------------------------------------------------------
+typedef float v16 __attribute__((vector_size(64)));
+
+static inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+
+struct DirectGeom {
+  const float* xp;  // padded input [n, hp, wp, c]
+  const float* f;   // [kh, kw, c, co]
+  const float* bias;
+  float* y;         // [n, ho, wo, co]
+  int64_t hp, wp, c, kh, kw, co, sh, sw, ho, wo;
+};
+
+template <int PB>
+static void direct_block(const DirectGeom& g, int64_t n, int64_t oy, int64_t ox0) {
+  const int64_t c = g.c, co = g.co;
+  for (int64_t cb = 0; cb < co; cb += 16) {
+    v16 acc[PB];
+    const v16 b0 = g.bias ? load16(g.bias + cb) : v16{};
+    for (int p = 0; p < PB; ++p) acc[p] = b0;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const float* row = g.xp + ((n * g.hp + oy * g.sh + ky) * g.wp) * c;
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const float* xin = row + (ox0 * g.sw + kx) * c;
+        const float* wk = g.f + ((ky * g.kw + kx) * c) * co + cb;
+        for (int64_t ci = 0; ci < c; ++ci) {
+          const v16 wv = load16(wk + ci * co);
+          for (int p = 0; p < PB; ++p) acc[p] += xin[p * g.sw * c + ci] * wv;
+        }
+      }
+    }
+    float* out = g.y + ((n * g.ho + oy) * g.wo + ox0) * co + cb;
+    for (int p = 0; p < PB; ++p) store16(out + p * co, acc[p]);
+  }
+}
+
+static void direct_rows(const DirectGeom& g, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / g.ho, oy = r % g.ho;
+    int64_t ox = 0;
+    for (; ox + 8 <= g.wo; ox += 8) direct_block<8>(g, n, oy, ox);
+    for (; ox + 4 <= g.wo; ox += 4) direct_block<4>(g, n, oy, ox);
+    for (; ox + 2 <= g.wo; ox += 2) direct_block<2>(g, n, oy, ox);
+    for (; ox < g.wo; ++ox) direct_block<1>(g, n, oy, ox);
+  }
+}
+
+// y = conv(x, f) + bias by the direct kernel; the caller checked co % 16 == 0.
+static void conv_direct(const float* x, int64_t n, int64_t h, int64_t w, int64_t c, const float* f, int64_t kh, int64_t kw, int64_t co,
+                        int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t ho, int64_t wo, const float* bias, float* y) {
+  const int64_t hp = (ho - 1) * sh + kh, wp = (wo - 1) * sw + kw;
+  std::vector<float> xp((size_t)(n * hp * wp * c), 0.0f);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t iy = 0; iy < h; ++iy) {
+      const int64_t py = iy + pt;
+      if (py < 0 || py >= hp) continue;
+      const int64_t ix0 = std::max<int64_t>(0, -pl), ix1 = std::min<int64_t>(w, wp - pl);
+      if (ix1 <= ix0) continue;
+      std::memcpy(xp.data() + ((b * hp + py) * wp + ix0 + pl) * c, x + ((b * h + iy) * w + ix0) * c, sizeof(float) * (ix1 - ix0) * c);
+    }
+  DirectGeom g{xp.data(), f, bias, y, hp, wp, c, kh, kw, co, sh, sw, ho, wo};
+  const int64_t rows = n * ho;
+  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, rows));
+  if (threads == 1 || 2.0 * rows * wo * kh * kw * c * co < 3e7) {
+    direct_rows(g, 0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(direct_rows, std::cref(g), rows * t / threads, rows * (t + 1) / threads);
+  for (auto& th : pool) th.join();
+}
+
+struct ConvGeom {
+  const float* x;
+  const float* f;
+  float* y;
+  int64_t h, w, c, kh, kw, co, sh, sw, pt, pl, ho, wo;
+};
+
+// im2col of images [b0, b0 + nb) into col [(nb·ho·wo) × (kh·kw·c)], then y = col·filter.
+void conv_chunk(const ConvGeom& g, int64_t b0, int64_t nb, float* col) {
+  const int64_t K = g.kh * g.kw * g.c, c = g.c, kw = g.kw;
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* img = g.x + (b0 + b) * g.h * g.w * c;
+    for (int64_t oy = 0; oy < g.ho; ++oy)
+      for (int64_t ox = 0; ox < g.wo; ++ox) {
+        float* row = col + ((b * g.ho + oy) * g.wo + ox) * K;
+        for (int64_t ky = 0; ky < g.kh; ++ky) {
+          const int64_t iy = oy * g.sh + ky - g.pt;
+          float* dst = row + ky * kw * c;
+          if (iy < 0 || iy >= g.h) {
+            std::memset(dst, 0, sizeof(float) * kw * c);
+            continue;
+          }
+          const int64_t ix0 = ox * g.sw - g.pl;
+          if (ix0 >= 0 && ix0 + kw <= g.w) {
+            std::memcpy(dst, img + (iy * g.w + ix0) * c, sizeof(float) * kw * c);
+          } else {
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const int64_t ix = ix0 + kx;
+              if (ix < 0 || ix >= g.w) std::memset(dst + kx * c, 0, sizeof(float) * c);
+              else std::memcpy(dst + kx * c, img + (iy * g.w + ix) * c, sizeof(float) * c);
+            }
+          }
+        }
+      }
+  }
+  const int64_t rows = nb * g.ho * g.wo;
+  gemm(false, false, (int)rows, (int)g.co, (int)K, col, (int)K, g.f, (int)g.co, g.y + b0 * g.ho * g.wo * g.co, (int)g.co, false);
+}
+
+// conv2d(x, [n, h, w, c], filter, [kh, kw, co], [strideH, strideW, padTop, padLeft, outH, outW], bias | null, out)
+// NHWC input, HWIO filter (row-major [kh·kw·c, co]), out [n, outH, outW, co]; pixels outside the
+// input read as zero. im2col by chunks of images (column buffer ≤ 32 MiB), then one GEMM each.
+napi_value Conv2d(napi_env env, napi_callback_info info) {
+  ARGS(7)
+  F32 x, f, out, bias;
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &f, "filter") || !get_f32(env, argv[6], &out, "out")) return nullptr;
+  const bool has_bias = !is_null(env, argv[5]);
+  if (has_bias && !get_f32(env, argv[5], &bias, "bias")) return nullptr;
+  int64_t xs[4], fs[3], geo[6];
+  auto read = [&](napi_value arr, int64_t* dst, uint32_t n) {
+    for (uint32_t i = 0; i < n; ++i) {
+      napi_value e;
+      if (napi_get_element(env, arr, i, &e) != napi_ok || !get_int(env, e, &dst[i])) return false;
+    }
+    return true;
+  };
+  if (!read(argv[1], xs, 4) || !read(argv[3], fs, 3) || !read(argv[4], geo, 6))
+    return throw_error(env, "@diff-instruct/native: conv2d: bad shape arrays");
+  const int64_t n = xs[0], h = xs[1], w = xs[2], c = xs[3], kh = fs[0], kw = fs[1], co = fs[2];
+  const int64_t sh = geo[0], sw = geo[1], pt = geo[2], pl = geo[3], ho = geo[4], wo = geo[5];
+  if (sh < 1 || sw < 1 || n < 0 || h < 0 || w < 0 || c < 1 || kh < 1 || kw < 1 || co < 1)
+    return throw_error(env, "@diff-instruct/native: conv2d: bad sizes");
+  if ((size_t)(n * h * w * c) > x.length || (size_t)(kh * kw * c * co) > f.length || (size_t)(n * ho * wo * co) > out.length ||
+      (has_bias && (size_t)co > bias.length))
+    return throw_error(env, "@diff-instruct/native: conv2d: an operand is smaller than its shape says");
+  const int64_t K = kh * kw * c;
+  const int64_t pix = ho * wo;
+  float* y = out.data;
+  const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
+  if (co % 16 == 0 && !g_use_builtin_conv && !direct) {
+    conv_direct(x.data, n, h, w, c, f.data, kh, kw, co, sh, sw, pt, pl, ho, wo, has_bias ? bias.data : nullptr, y);
+    return nullptr;
+  }
+  if (direct) {
+    gemm(false, false, (int)(n * pix), (int)co, (int)K, x.data, (int)K, f.data, (int)co, y, (int)co, false);
+  } else {
+    // Chunks of images whose columns fit in L2 (about 512 KiB), spread over the threads; each
+    // thread builds its chunk's columns and runs a single-threaded GEMM on them.
+    const int64_t per_image = std::max<int64_t>(1, pix * K);
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t)(128 << 10) / per_image));
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, chunks));
+    ConvGeom g{x.data, f.data, y, h, w, c, kh, kw, co, sh, sw, pt, pl, ho, wo};
+    auto work = [&](int t) {
+      t_worker = threads > 1;
+      std::vector<float> col((size_t)(chunk * pix * K));
+      for (int64_t ci = t; ci < chunks; ci += threads) {
+        const int64_t b0 = ci * chunk, nb = std::min(chunk, n - b0);
+        conv_chunk(g, b0, nb, col.data());
+      }
+    };
+    if (threads == 1) {
+      work(0);
+    } else {
+      std::vector<std::thread> pool;
+      for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
+      for (auto& th : pool) th.join();
+    }
+  }
+  if (has_bias) {
+    const int64_t rows = n * pix;
+    for (int64_t r = 0; r < rows; ++r) {
+      float* yr = y + r * co;
+      for (int64_t j = 0; j < co; ++j) yr[j] += bias.data[j];
+    }
+  }
+  return nullptr;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  int64_t t;
+  if (!get_int(env, argv[0], &t) || t < 1) return throw_error(env, "@diff-instruct/native: setThreads expects a positive integer");
+  g_threads = (int)t;
+  return nullptr;
+}
+
+napi_value SetGemm(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  size_t len = 0;
+  char buf[16] = {0};
+  napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len);
+  const std::string which(buf, len);
+  if (which == "builtin") g_use_builtin = true;
+  else if (which == "im2col") g_use_builtin_conv = true;
+  else if (which == "direct") g_use_builtin_conv = false;
+#if DI_USE_OPENBLAS
+  else if (which == "openblas") g_use_builtin = false;
+#endif
+  else return throw_error(env, "@diff-instruct/native: setGemm: unknown or unavailable GEMM '" + which + "'");
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value obj, v;
+  napi_create_object(env, &obj);
+#if DI_USE_OPENBLAS
+  napi_create_string_utf8(env, g_use_builtin ? "builtin" : "openblas", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "gemm", v);
+  napi_get_boolean(env, true, &v);
+#else
+  napi_create_string_utf8(env, "builtin", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "gemm", v);
+  napi_get_boolean(env, false, &v);
+#endif
+  napi_set_named_property(env, obj, "openblas", v);
+  napi_create_int32(env, g_threads, &v);
+  napi_set_named_property(env, obj, "threads", v);
+  return obj;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  g_threads = std::max(1u, std::thread::hardware_concurrency());
+#if DI_USE_OPENBLAS
+  openblas_set_num_threads(1);
+#endif
+  const napi_property_descriptor props[] = {
+      {"gemmBatched", nullptr, GemmBatched, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,182 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, setNativeThreads } from './index.js';
+
+const backend = tf.getBackend();
+const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+/** The result of f with the backend's own kernels and with the native ones, as arrays. */
+function both(f: () => tf.Tensor): { own: Float32Array; native: Float32Array; shape: number[] } {
+  disableNativeKernels();
+  const a = tf.tidy(f);
+  const own = a.dataSync() as Float32Array;
+  const shape = a.shape;
+  a.dispose();
+  expect(enableNativeKernels().enabled).toBe(true);
+  const b = tf.tidy(f);
+  expect(b.shape).toEqual(shape);
+  const native = b.dataSync() as Float32Array;
+  b.dispose();
+  return { own, native, shape };
+}
+
+/** max |a − b| / (1 + max |a|). */
+function relErr(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(a[i]!));
+  }
+  return d / (1 + m);
+}
+
+afterAll(() => {
+  // leave the kernels as the setup file chose them
+  if (process.env.DI_TEST_NATIVE !== '0') enableNativeKernels();
+});
+
+describe('@diff-instruct/native', () => {
+  it('is built and loads (CI builds it at install; DI_TEST_NATIVE=0 skips the native kernels)', () => {
+    const s = nativeStatus();
+    expect(s.reason).toBeUndefined();
+    expect(s.available).toBe(true);
+    expect(['openblas', 'builtin']).toContain(s.gemm);
+    expect(s.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  // [x shape, filter shape, stride, pad, bias]
+  const convCases: [number[], number[], 1 | 2, 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]], boolean][] = [
+    [[3, 9, 7, 5], [3, 3, 5, 16], 1, 'same', false], // direct kernel, odd sizes
+    [[2, 8, 8, 16], [3, 3, 16, 32], 2, 'same', true], // direct, stride 2, fused bias
+    [[2, 9, 9, 8], [3, 3, 8, 16], 2, 'valid', false],
+    [[2, 6, 6, 4], [3, 3, 4, 16], 1, [[0, 0], [2, 0], [1, 3], [0, 0]], true], // explicit, uneven pads
+    [[2, 7, 6, 3], [3, 3, 3, 5], 1, 'same', true], // C_out not a multiple of 16: im2col + GEMM
+    [[2, 7, 6, 3], [3, 3, 3, 1], 2, 'same', false],
+    [[2, 5, 5, 12], [1, 1, 12, 20], 1, 'valid', true], // 1×1: one GEMM
+    [[4, 10, 10, 6], [10, 8, 6, 16], 1, [[0, 0], [1, 1], [1, 1], [0, 0]], false], // a weight-gradient shape: filter as large as the input
+  ];
+  it.each(convCases.map((c, i) => [i, ...c] as const))('conv %i: %j * %j, stride %i, pad %j, bias %s, equals the backend', (i, xs, ws, s, pad, bias) => {
+    const x = randn(xs, 10 + i);
+    const w = randn(ws, 20 + i);
+    const b = randn([ws[3]!], 30 + i);
+    const { own, native } = both(() =>
+      bias ? tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: s, pad, bias: b }) : tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad),
+    );
+    expect(relErr(own, native)).toBeLessThan(1e-5);
+    tf.dispose([x, w, b]);
+  });
+
+  const mmCases: [number[], number[], boolean, boolean][] = [
+    [[7, 5], [5, 3], false, false],
+    [[5, 7], [5, 3], true, false],
+    [[7, 5], [3, 5], false, true],
+    [[5, 7], [3, 5], true, true],
+    [[4, 6, 5], [4, 5, 2], false, false], // batched
+    [[4, 5, 6], [1, 5, 3], true, false], // b broadcast over the batch
+    [[1, 6, 5], [3, 2, 5], false, true], // a broadcast
+    [[200, 33], [33, 47], false, false],
+  ];
+  it.each(mmCases.map((c, i) => [i, ...c] as const))('matMul %i: %j · %j (transpose %s, %s) equals the backend', (i, as, bs, ta, tb) => {
+    const a = randn(as, 40 + i);
+    const b = randn(bs, 50 + i);
+    const { own, native } = both(() => tf.matMul(a, b, ta, tb));
+    expect(relErr(own, native)).toBeLessThan(1e-5);
+    tf.dispose([a, b]);
+  });
+
+  it('falls back to the backend for what it does not cover (dilations, fused activations, int32)', () => {
+    const x = randn([2, 9, 9, 3], 1) as tf.Tensor4D;
+    const w = randn([3, 3, 3, 16], 2) as tf.Tensor4D;
+    const b = randn([16], 3) as tf.Tensor1D;
+    const dil = both(() => tf.conv2d(x, w, 1, 'same', 'NHWC', 2));
+    expect(relErr(dil.own, dil.native)).toBe(0);
+    const relu = both(() => tf.fused.conv2d({ x, filter: w, strides: 1, pad: 'same', bias: b, activation: 'relu' }));
+    expect(relErr(relu.own, relu.native)).toBe(0);
+    expect(Math.min(...relu.native)).toBeGreaterThanOrEqual(0);
+    // int32: whatever the backend does (a value on cpu, an error on wasm), the same with native kernels on
+    const intMatMul = () => {
+      try {
+        return Array.from(tf.tidy(() => tf.matMul(tf.tensor2d([[1, 2]], [1, 2], 'int32'), tf.tensor2d([[3], [4]], [2, 1], 'int32')).dataSync()));
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    disableNativeKernels();
+    const own = intMatMul();
+    enableNativeKernels();
+    expect(intMatMul()).toEqual(own);
+    tf.dispose([x, w, b]);
+  });
+
+  it('computes the same with one thread or two, with OpenBLAS or the built-in GEMM, direct or im2col', () => {
+    const addon = loadNative()!;
+    const x = randn([3, 12, 10, 8], 4) as tf.Tensor4D;
+    const w = randn([3, 3, 8, 32], 5) as tf.Tensor4D;
+    const run = () => tf.tidy(() => tf.conv2d(x, w, 1, 'same').dataSync() as Float32Array);
+    enableNativeKernels();
+    setNativeThreads(1);
+    const one = run();
+    setNativeThreads(2);
+    expect(run()).toEqual(one); // rows split across threads: the same arithmetic per output
+    addon.setGemm('im2col');
+    const im2col = run();
+    addon.setGemm('direct');
+    expect(relErr(one, im2col)).toBeLessThan(1e-5);
+    if (addon.info().openblas) {
+      const a = randn([64, 40], 6);
+      const b = randn([40, 24], 7);
+      const blas = tf.tidy(() => tf.matMul(a, b).dataSync() as Float32Array);
+      addon.setGemm('builtin');
+      const builtin = tf.tidy(() => tf.matMul(a, b).dataSync() as Float32Array);
+      addon.setGemm('openblas');
+      expect(relErr(blas, builtin)).toBeLessThan(1e-5);
+      tf.dispose([a, b]);
+    }
+    expect(() => addon.setGemm('nonsense' as 'builtin')).toThrow(/unknown or unavailable GEMM/);
+    tf.dispose([x, w]);
+  });
+
+  it('checks sizes before it touches memory', () => {
+    const addon = loadNative()!;
+    const small = new Float32Array(4);
+    expect(() => addon.gemmBatched(1, false, false, 3, 3, 3, small, 0, small, 0, small, 0)).toThrow(/smaller than/);
+    expect(() => addon.conv2d(small, [1, 2, 2, 1], small, [3, 3, 1], [1, 1, 1, 1, 2, 2], null, small)).toThrow(/smaller than/);
+    expect(() => addon.gemmBatched(1, false, false, 1, 1, 1, [1] as unknown as Float32Array, 0, small, 0, small, 0)).toThrow(/Float32Array/);
+  });
+
+  it('leaves no tensors or wasm memory behind', () => {
+    enableNativeKernels();
+    const x = randn([2, 8, 8, 16], 8) as tf.Tensor4D;
+    const w = randn([3, 3, 16, 16], 9) as tf.Tensor4D;
+    const step = () => tf.tidy(() => tf.sum(tf.matMul(tf.conv2d(x, w, 1, 'same').reshape([128, 16]), w.reshape([144, 16]), false, true)).dataSync());
+    step();
+    const before = tf.memory();
+    for (let i = 0; i < 50; i++) step();
+    const after = tf.memory();
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.numBytes).toBe(before.numBytes);
+    tf.dispose([x, w]);
+  });
+
+  it('restores the backend kernels, and stays off with DI_NATIVE=0', () => {
+    enableNativeKernels();
+    expect(nativeKernelsEnabled()).toBe(true);
+    disableNativeKernels();
+    expect(nativeKernelsEnabled()).toBe(false);
+    const saved = process.env.DI_NATIVE;
+    process.env.DI_NATIVE = '0';
+    try {
+      const r = enableNativeKernels();
+      expect(r.enabled).toBe(false);
+      expect(r.reason).toMatch(/DI_NATIVE=0/);
+      expect(nativeKernelsEnabled()).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.DI_NATIVE;
+      else process.env.DI_NATIVE = saved;
+    }
+    expect(enableNativeKernels({ backend: 'webgl' }).enabled).toBe(false);
+    expect(backend).toBe(tf.getBackend());
+  });
+});
