@@ -9,8 +9,12 @@
  * - for the MNIST UNet preset (mnist-tiny, 32×32×1, batch 32): ms per teacher step, ms per
  *   Diff-Instruct iteration, and images/s of one-step sampling against the 35-NFE Heun teacher.
  *
+ * Each Diff-Instruct and teacher row also carries the PyTorch reference (bench/pytorch.ts) timed in
+ * the same run: `pytorchMs` on every core, `pytorch1ThreadMs`, and `ratio` = ours / PyTorch (all
+ * cores); and `peakRssMiB` of this process.
+ *
  * BENCH_STEPS (default 1000) sets the length of the leak run; BENCH_BACKEND picks the backend;
- * BENCH_ONLY=toy or BENCH_ONLY=mnist runs one group.
+ * BENCH_ONLY=toy or BENCH_ONLY=mnist runs one group; BENCH_PYTORCH=0 skips the reference.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createDenoiser, tweedieGenerator, unetPreset } from '@diff-instruct/models';
@@ -19,6 +23,7 @@ import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, oneHot, trainTe
 import { getTarget } from '@diff-instruct/data';
 
 import { selectBackend } from '../apps/distill-cli/src/backend.js';
+import { peakRssMiB, pytorchBoth } from './pytorch.js';
 
 const backend = await selectBackend(process.env.BENCH_BACKEND);
 const leakSteps = Number(process.env.BENCH_STEPS ?? 1000);
@@ -26,6 +31,18 @@ const batch = 512;
 const rows: Record<string, unknown>[] = [];
 const net = { kind: 'mlp' as const, dim: 2, hidden: [256, 256, 256], embedDim: 64, numClasses: 0 };
 const data = { data: getTarget('ring8').sample(new Rng(1), 20000), sampleShape: [2] };
+
+/** The PyTorch fields of a row: its ms on every core and on one thread, and ours / PyTorch (all cores). */
+function versus(ours: number, torch: ReturnType<typeof pytorchBoth>, key: 'msPerDiIteration' | 'msPerTeacherStep'): Record<string, unknown> {
+  if (torch.all === null) return { pytorchMs: null };
+  return {
+    pytorchMs: torch.all[key],
+    pytorchThreads: torch.all.threads,
+    pytorch1ThreadMs: torch.one?.[key] ?? null,
+    ratio: ours / torch.all[key],
+    torch: torch.all.torch,
+  };
+}
 
 async function timeSteps(label: string, steps: number, fn: (steps: number) => Promise<unknown>): Promise<number> {
   await fn(3); // warm-up: kernel compilation, first allocations
@@ -46,13 +63,14 @@ const teacher = createDenoiser({ kind: 'edm', sigmaData: 1.4, net }, new Rng(0))
 const teacherMs = await timeSteps('teacher DSM step', 20, async (steps) => {
   await trainTeacher({ model: teacher, data, config: { ...TEACHER_DEFAULTS, steps, batchSize: batch }, rng: new Rng(2) });
 });
-rows.push({ name: 'teacher-dsm-step', ms: teacherMs, batch, model: 'MLP 3x256', backend });
+const toyTorch = pytorchBoth('toy', batch, 20);
+rows.push({ name: 'teacher-dsm-step', ms: teacherMs, ...versus(teacherMs, toyTorch, 'msPerTeacherStep'), batch, model: 'MLP 3x256', backend, peakRssMiB: peakRssMiB() });
 
 const diMs = await timeSteps('Diff-Instruct iteration', 20, async (steps) => {
   const g = tweedieGenerator(teacher, 2.5);
   await diffInstruct({ teacher, generator: g, config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: batch }, rng: new Rng(3) });
 });
-rows.push({ name: 'diff-instruct-iteration', ms: diMs, batch, model: 'MLP 3x256', backend });
+rows.push({ name: 'diff-instruct-iteration', ms: diMs, ...versus(diMs, toyTorch, 'msPerDiIteration'), batch, model: 'MLP 3x256', backend, peakRssMiB: peakRssMiB() });
 
 // Tensor hygiene over a long run: tensors alive after step 10 and after step `leakSteps`.
 const counts: number[] = [];
@@ -86,24 +104,15 @@ async function runMnistRows(): Promise<void> {
   const rng = new Rng(1);
   const images = { data: rng.uniform(256 * 1024, -1, 1), sampleShape: [32, 32, 1], labels: Int32Array.from({ length: 256 }, (_, i) => i % 10), numClasses: 10 };
   const model = 'UNet mnist-tiny (32x32x1, 348,721 params)';
-  rows.push({
-    name: 'mnist-teacher-step',
-    ms: await timeSteps('MNIST teacher step', 5, async (steps) => {
-      await trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
-    }),
-    batch: b,
-    model,
-    backend,
+  const teacherMs = await timeSteps('MNIST teacher step', 5, async (steps) => {
+    await trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
   });
-  rows.push({
-    name: 'mnist-diff-instruct-iteration',
-    ms: await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
-      await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
-    }),
-    batch: b,
-    model,
-    backend,
+  const diMs = await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
+    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
   });
+  const torch = pytorchBoth('unet', b, 5);
+  rows.push({ name: 'mnist-teacher-step', ms: teacherMs, ...versus(teacherMs, torch, 'msPerTeacherStep'), batch: b, model, backend, peakRssMiB: peakRssMiB() });
+  rows.push({ name: 'mnist-diff-instruct-iteration', ms: diMs, ...versus(diMs, torch, 'msPerDiIteration'), batch: b, model, backend, peakRssMiB: peakRssMiB() });
   // One-step sampling against the 35-NFE teacher, 100 images, class labels 0..9.
   const n = 100;
   const label = oneHot(Int32Array.from({ length: n }, (_, i) => i % 10), 10);

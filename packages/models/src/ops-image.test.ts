@@ -32,6 +32,8 @@ afterAll(async () => {
 
 // [N, H, W, C_in], [kh, kw, C_in, C_out], stride
 const CASES: [number[], number[], 1 | 2][] = [
+  [[2, 5, 5, 3], [3, 3, 3, 16], 1], // 16 output channels: the native direct and filter-gradient kernels, when enabled
+  [[2, 6, 6, 2], [3, 3, 2, 16], 2],
   [[2, 5, 5, 3], [3, 3, 3, 4], 1],
   [[2, 6, 4, 2], [3, 3, 2, 3], 1],
   [[2, 6, 6, 3], [3, 3, 3, 2], 2],

@@ -182,8 +182,36 @@ function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], s: num
   return convPadded(dilate(dy, s), wT, 1, [kh - 1 - pt, h - ho * s + pt, kw - 1 - pl, wd - wo * s + pl]);
 }
 
+/**
+ * The kernel that `@diff-instruct/native` registers for a backend: the filter gradient of a
+ * convolution, dw = Σ x_pad[o·s + k]·dy[o], for C_out a multiple of 16. When it is present,
+ * `convWeightGrad` uses it (no transposes, no dilation of dy); otherwise the forward-conv path below.
+ */
+export const FILTER_GRAD_KERNEL = 'DiConv2DFilterGrad';
+
+type FilterGrad = (x: tf.Tensor4D, dy: tf.Tensor4D) => tf.Tensor4D;
+
+/** ∂w of convPadded by the native kernel, with the gradients of that gradient written as convs (second order). */
+function nativeWeightGrad(dy: tf.Tensor4D, x: tf.Tensor4D, wShape: number[], s: number, pads: Pads): tf.Tensor4D | null {
+  if (wShape[3]! % 16 !== 0 || tf.getKernel(FILTER_GRAD_KERNEL, tf.getBackend()) === undefined) return null;
+  const f = tf.customGrad(((xx: tf.Tensor4D, dyy: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    save([xx, dyy]);
+    return {
+      value: tf.engine().runKernel(FILTER_GRAD_KERNEL, { x: xx, dy: dyy }, { filterShape: wShape, strides: [s, s], pads: [...pads] }) as tf.Tensor4D,
+      // dw is bilinear in (x, dy): ∂/∂dy = conv(x, g), ∂/∂x = the input gradient of a conv with filter g
+      gradFunc: (g: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [sx, sdy] = saved as [tf.Tensor4D, tf.Tensor4D];
+        return [convInputGrad(sdy, g, sx.shape, s, pads), convPadded(sx, g, s, pads)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as FilterGrad;
+  return f(x, dy);
+}
+
 /** ∂w of convPadded: one stride-1 conv with the batch axis taken as channels. */
 function convWeightGrad(dy: tf.Tensor4D, x: tf.Tensor4D, wShape: number[], s: number, pads: Pads): tf.Tensor4D {
+  const viaKernel = nativeWeightGrad(dy, x, wShape, s, pads);
+  if (viaKernel !== null) return viaKernel;
   const [kh, kw] = wShape as [number, number, number, number];
   const [, h, wd] = x.shape;
   const [pt, , pl] = pads;

@@ -35,6 +35,11 @@ export interface NativeAddon {
     x: Float32Array, xShape: [number, number, number, number], filter: Float32Array, filterShape: [number, number, number],
     geometry: [number, number, number, number, number, number], bias: Float32Array | null, out: Float32Array,
   ): void;
+  /** dw [kh, kw, c, co] of a convolution from x [n, h, w, c] and dy [n, ho, wo, co]; geometry = [kh, kw, strideH, strideW, padTop, padLeft]; co % 16 == 0. */
+  conv2dFilterGrad(
+    x: Float32Array, xShape: [number, number, number, number], dy: Float32Array, dyShape: [number, number, number],
+    geometry: [number, number, number, number, number, number], out: Float32Array,
+  ): void;
   setThreads(n: number): void;
   /** The GEMM ('openblas' or 'builtin') or the convolution ('direct' or 'im2col') to use; for tests and benchmarks. */
   setGemm(which: 'openblas' | 'builtin' | 'direct' | 'im2col'): void;
@@ -144,11 +149,19 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
 }
 
 const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D'] as const;
+/**
+ * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
+ * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
+ * [sh, sw], pads [top, bottom, left, right]); C_out must be a multiple of 16.
+ */
+export const FILTER_GRAD_KERNEL = 'DiConv2DFilterGrad';
 type KernelName = (typeof KERNELS)[number];
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
 /** The backends' own kernels that the overrides replaced, to fall back on and to restore. */
 const originals = new Map<string, tf.KernelConfig>();
+/** Backends for which the filter-gradient kernel was registered. */
+const added = new Set<string>();
 
 const isF32 = (...ts: (TensorInfo | undefined)[]) => ts.every((t) => t === undefined || t.dtype === 'float32');
 
@@ -207,6 +220,25 @@ function conv(addon: NativeAddon, s: Storage, args: KernelArgs, fused: boolean):
   return out.info;
 }
 
+function filterGrad(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo {
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const { filterShape, strides, pads } = args.attrs as { filterShape: number[]; strides: [number, number]; pads: [number, number, number, number] };
+  const [kh, kw, c, co] = filterShape as [number, number, number, number];
+  const [n, h, w, xc] = x.shape as [number, number, number, number];
+  const [dn, ho, wo, dco] = dy.shape as [number, number, number, number];
+  if (!isF32(x, dy) || x.shape.length !== 4 || dy.shape.length !== 4 || xc !== c || dco !== co || dn !== n || co % 16 !== 0) {
+    throw new Error(`${FILTER_GRAD_KERNEL}: unsupported shapes x [${x.shape}], dy [${dy.shape}], filter [${filterShape}] (float32, C_out a multiple of 16)`);
+  }
+  const [sh, sw] = strides;
+  const [pt, pb, pl, pr] = pads;
+  if (Math.floor((h + pt + pb - kh) / sh) + 1 !== ho || Math.floor((w + pl + pr - kw) / sw) + 1 !== wo) {
+    throw new Error(`${FILTER_GRAD_KERNEL}: dy [${dy.shape}] does not match x [${x.shape}], filter [${filterShape}], strides [${strides}], pads [${pads}]`);
+  }
+  const out = s.output([kh, kw, c, co]);
+  addon.conv2dFilterGrad(s.read(x), [n, h, w, c], s.read(dy), [ho, wo, co], [kh, kw, sh, sw, pt, pl], out.data);
+  return out.info;
+}
+
 function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
@@ -262,12 +294,25 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       kernelFunc: ((args: KernelArgs) => override(addon, name, args, backendName) ?? fallback(args)) as unknown as tf.KernelFunc,
     });
   }
-  const kernels = KERNELS.filter((n) => originals.has(`${backendName}/${n}`));
+  if (!added.has(backendName) && tf.getKernel(FILTER_GRAD_KERNEL, backendName) === undefined) {
+    tf.registerKernel({
+      kernelName: FILTER_GRAD_KERNEL,
+      backendName,
+      kernelFunc: ((args: KernelArgs) => filterGrad(addon, storageFor(backendName, args.backend)!, args)) as unknown as tf.KernelFunc,
+    });
+    added.add(backendName);
+  }
+  const kernels = [...KERNELS.filter((n) => originals.has(`${backendName}/${n}`)), ...(added.has(backendName) ? [FILTER_GRAD_KERNEL] : [])];
   return { ...nativeStatus(), enabled: true, backend: backendName, kernels };
 }
 
 /** Restores the backend's own kernels that {@link enableNativeKernels} replaced. */
 export function disableNativeKernels(backend?: string): void {
+  for (const b of [...added]) {
+    if (backend !== undefined && b !== backend) continue;
+    tf.unregisterKernel(FILTER_GRAD_KERNEL, b);
+    added.delete(b);
+  }
   for (const [key, config] of originals) {
     const [b, name] = key.split('/') as [string, string];
     if (backend !== undefined && b !== backend) continue;
@@ -279,7 +324,7 @@ export function disableNativeKernels(backend?: string): void {
 
 /** Whether the native kernels currently serve this backend (default: the active one). */
 export function nativeKernelsEnabled(backend: string = tf.getBackend()): boolean {
-  return KERNELS.some((n) => originals.has(`${backend}/${n}`));
+  return KERNELS.some((n) => originals.has(`${backend}/${n}`)) || added.has(backend);
 }
 
 /** A one-line description for logs: "native kernels (OpenBLAS SGEMM, 2 threads)" or why not. */

@@ -392,6 +392,85 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Filter gradient of a convolution: dW[ky, kx, ci, co] = Σ_{n, oy, ox} x_pad[n, oy·sh + ky,
+// ox·sw + kx, ci] · dy[n, oy, ox, co]. For each tap (ky, kx) and block of CIB input channels, CIB × 16
+// accumulators stay in registers while the loop walks every output pixel: one dy vector load and
+// CIB broadcast FMAs per pixel. Taps are spread over the threads. C_out must be a multiple of 16.
+// ---------------------------------------------------------------------------------------------
+struct FilterGradGeom {
+  const float* x;  // [n, h, w, c]
+  const float* dy;  // [n, ho, wo, co]
+  float* dw;        // [kh, kw, c, co]
+  int64_t n, h, w, c, ho, wo, co, kh, kw, sh, sw, pt, pl;
+};
+
+template <int CIB>
+static void filter_grad_block(const FilterGradGeom& g, int64_t ky, int64_t kx, int64_t ci0, int64_t cb) {
+  v16 acc[CIB];
+  for (int i = 0; i < CIB; ++i) acc[i] = v16{};
+  for (int64_t b = 0; b < g.n; ++b)
+    for (int64_t oy = 0; oy < g.ho; ++oy) {
+      const int64_t iy = oy * g.sh + ky - g.pt;
+      if (iy < 0 || iy >= g.h) continue;
+      const float* xrow = g.x + ((b * g.h + iy) * g.w) * g.c + ci0;
+      const float* dyrow = g.dy + ((b * g.ho + oy) * g.wo) * g.co + cb;
+      for (int64_t ox = 0; ox < g.wo; ++ox) {
+        const int64_t ix = ox * g.sw + kx - g.pl;
+        if (ix < 0 || ix >= g.w) continue;
+        const float* xv = xrow + ix * g.c;
+        const v16 d = load16(dyrow + ox * g.co);
+        for (int i = 0; i < CIB; ++i) acc[i] += xv[i] * d;
+      }
+    }
+  float* out = g.dw + ((ky * g.kw + kx) * g.c + ci0) * g.co + cb;
+  for (int i = 0; i < CIB; ++i) store16(out + i * g.co, acc[i]);
+}
+
+static void filter_grad_taps(const FilterGradGeom& g, int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t ky = t / g.kw, kx = t % g.kw;
+    for (int64_t cb = 0; cb < g.co; cb += 16) {
+      int64_t ci = 0;
+      for (; ci + 16 <= g.c; ci += 16) filter_grad_block<16>(g, ky, kx, ci, cb);
+      for (; ci + 4 <= g.c; ci += 4) filter_grad_block<4>(g, ky, kx, ci, cb);
+      for (; ci < g.c; ++ci) filter_grad_block<1>(g, ky, kx, ci, cb);
+    }
+  }
+}
+
+// conv2dFilterGrad(x, [n, h, w, c], dy, [ho, wo, co], [kh, kw, strideH, strideW, padTop, padLeft], out)
+napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
+  ARGS(6)
+  F32 x, dy, out;
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &dy, "dy") || !get_f32(env, argv[5], &out, "out")) return nullptr;
+  int64_t xs[4], ds[3], geo[6];
+  auto read = [&](napi_value arr, int64_t* dst, uint32_t n) {
+    for (uint32_t i = 0; i < n; ++i) {
+      napi_value e;
+      if (napi_get_element(env, arr, i, &e) != napi_ok || !get_int(env, e, &dst[i])) return false;
+    }
+    return true;
+  };
+  if (!read(argv[1], xs, 4) || !read(argv[3], ds, 3) || !read(argv[4], geo, 6))
+    return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: bad shape arrays");
+  FilterGradGeom g{x.data, dy.data, out.data, xs[0], xs[1], xs[2], xs[3], ds[0], ds[1], ds[2], geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]};
+  if (g.n < 0 || g.c < 1 || g.co < 1 || g.co % 16 != 0 || g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1)
+    return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: bad sizes (C_out must be a multiple of 16)");
+  if ((size_t)(g.n * g.h * g.w * g.c) > x.length || (size_t)(g.n * g.ho * g.wo * g.co) > dy.length || (size_t)(g.kh * g.kw * g.c * g.co) > out.length)
+    return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: an operand is smaller than its shape says");
+  const int64_t taps = g.kh * g.kw;
+  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, taps));
+  if (threads == 1 || 2.0 * g.n * g.ho * g.wo * taps * g.c * g.co < 3e7) {
+    filter_grad_taps(g, 0, taps);
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(filter_grad_taps, std::cref(g), taps * t / threads, taps * (t + 1) / threads);
+    for (auto& th : pool) th.join();
+  }
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   ARGS(1)
   int64_t t;
@@ -442,6 +521,7 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemmBatched", nullptr, GemmBatched, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dFilterGrad", nullptr, Conv2dFilterGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, setNativeThreads } from './index.js';
+import { FILTER_GRAD_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, setNativeThreads } from './index.js';
 
 const backend = tf.getBackend();
 const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -84,6 +84,39 @@ describe('@diff-instruct/native', () => {
     const { own, native } = both(() => tf.matMul(a, b, ta, tb));
     expect(relErr(own, native)).toBeLessThan(1e-5);
     tf.dispose([a, b]);
+  });
+
+  it.each([
+    [[2, 7, 6, 3], [3, 3, 3, 16], 1, [1, 1, 1, 1]],
+    [[3, 8, 8, 5], [3, 3, 5, 32], 2, [0, 1, 0, 1]],
+    [[1, 5, 9, 2], [2, 4, 2, 16], 1, [0, 0, 2, 1]],
+  ] as const)('filter gradient of x %j for a filter %j, stride %i, pads %j equals a direct sum', (xs, ws, s, pads) => {
+    enableNativeKernels();
+    const [n, h, w, c] = xs;
+    const [kh, kw, , co] = ws;
+    const [pt, pb, pl, pr] = pads;
+    const ho = Math.floor((h + pt + pb - kh) / s) + 1;
+    const wo = Math.floor((w + pl + pr - kw) / s) + 1;
+    const x = randn([...xs], 60);
+    const dy = randn([n, ho, wo, co], 61);
+    const got = tf.tidy(() => (tf.engine().runKernel(FILTER_GRAD_KERNEL, { x, dy }, { filterShape: [...ws], strides: [s, s], pads: [...pads] }) as tf.Tensor).dataSync());
+    const xv = x.dataSync();
+    const dv = dy.dataSync();
+    const want = new Float32Array(kh * kw * c * co);
+    for (let ky = 0; ky < kh; ky++)
+      for (let kx = 0; kx < kw; kx++)
+        for (let b = 0; b < n; b++)
+          for (let oy = 0; oy < ho; oy++)
+            for (let ox = 0; ox < wo; ox++) {
+              const iy = oy * s + ky - pt;
+              const ix = ox * s + kx - pl;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              for (let ci = 0; ci < c; ci++)
+                for (let o = 0; o < co; o++) want[((ky * kw + kx) * c + ci) * co + o]! += xv[((b * h + iy) * w + ix) * c + ci]! * dv[((b * ho + oy) * wo + ox) * co + o]!;
+            }
+    expect(relErr(want, got as Float32Array)).toBeLessThan(1e-5);
+    expect(() => tf.engine().runKernel(FILTER_GRAD_KERNEL, { x, dy }, { filterShape: [kh, kw, c, co], strides: [s, s], pads: [pt, pb + 2 * s, pl, pr] })).toThrow(/does not match/);
+    tf.dispose([x, dy]);
   });
 
   it('falls back to the backend for what it does not cover (dilations, fused activations, int32)', () => {
