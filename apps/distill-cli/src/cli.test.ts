@@ -80,6 +80,10 @@ describe('distill CLI', () => {
     expect(q.numSamples).toBeLessThan(d.numSamples);
     expect(q.curveSamples).toBeLessThanOrEqual(q.numSamples);
     expect(q.distill.steps % q.distill.checkpointEvery).toBe(0);
+    // with no command, distill runs exactly this: the MNIST quick demo into runs/demo
+    const demo = JSON.parse((await cli('--dry-run')).stdout);
+    expect(demo).toEqual({ ...q, out: 'runs/demo' });
+    expect(demo.dataset).toBe('mnist');
     const o = JSON.parse((await cli('images', '--quick', '--steps', '7', '--num-samples', '30', '--dry-run')).stdout);
     expect(o.distill.steps).toBe(7);
     expect(o.numSamples).toBe(30);
