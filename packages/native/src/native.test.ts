@@ -34,7 +34,8 @@ function relErr(a: Float32Array, b: Float32Array): number {
 
 afterAll(() => {
   // leave the kernels as the setup file chose them
-  if (process.env.DI_TEST_NATIVE !== '0') enableNativeKernels();
+  if (process.env.DI_TEST_NATIVE === '0') disableNativeKernels();
+  else enableNativeKernels({ threads: 1 });
 });
 
 describe('@diff-instruct/native', () => {
