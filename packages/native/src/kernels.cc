@@ -25,6 +25,19 @@ bool g_use_builtin = false;  // tests compare both GEMMs
 bool g_use_builtin_conv = false;  // im2col + GEMM instead of the direct kernel
 thread_local bool t_worker = false;  // inside one of our worker threads: no nested threads
 
+// f(begin, end) on `threads` contiguous parts of [0, total): inline for one thread, else one
+// std::thread per part, joined before it returns.
+template <class F>
+void split_range(int64_t total, int threads, F f) {
+  if (threads <= 1) {
+    f(int64_t{0}, total);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(f, total * t / threads, total * (t + 1) / threads);
+  for (auto& th : pool) th.join();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Built-in GEMM: C[M×N] = op(A)·op(B) (+ C when accumulate), row-major. op(X) is packed into a
 // plain row-major copy first, then an i-k-j loop over cache blocks; the j loop vectorises
@@ -76,16 +89,7 @@ void builtin_gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda
   }
   const double flops = 2.0 * M * N * K;
   const int threads = t_worker || flops < 3e7 ? 1 : std::max(1, std::min(g_threads, M));
-  if (threads == 1) {
-    gemm_rows(0, M, N, K, a, b, c, accumulate);
-  } else {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      const int m0 = (int)((int64_t)M * t / threads), m1 = (int)((int64_t)M * (t + 1) / threads);
-      pool.emplace_back(gemm_rows, m0, m1, N, K, a, b, c, accumulate);
-    }
-    for (auto& th : pool) th.join();
-  }
+  split_range(M, threads, [=](int64_t m0, int64_t m1) { gemm_rows((int)m0, (int)m1, N, K, a, b, c, accumulate); });
   if (ldc != N)
     for (int i = 0; i < M; ++i) std::memcpy(C + (size_t)i * ldc, c + (size_t)i * N, sizeof(float) * N);
 }
@@ -101,19 +105,12 @@ void gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const 
   if (!g_use_builtin) {
     // OpenBLAS runs single-threaded (its own threads spin while they wait, which collapses under a
     // loaded machine); large products are split by rows of C over our threads instead.
-    auto part = [=](int m0, int m1) {
-      const float* a = ta ? A + m0 : A + (size_t)m0 * lda;
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m1 - m0, N, K, 1.0f, a, lda, B, ldb,
-                  accumulate ? 1.0f : 0.0f, C + (size_t)m0 * ldc, ldc);
-    };
     const int threads = t_worker || 2.0 * M * N * K < 3e7 ? 1 : std::max(1, std::min(g_threads, M / 16));
-    if (threads <= 1) {
-      part(0, M);
-    } else {
-      std::vector<std::thread> pool;
-      for (int t = 0; t < threads; ++t) pool.emplace_back(part, (int)((int64_t)M * t / threads), (int)((int64_t)M * (t + 1) / threads));
-      for (auto& th : pool) th.join();
-    }
+    split_range(M, threads, [=](int64_t m0, int64_t m1) {
+      const float* a = ta ? A + m0 : A + (size_t)m0 * lda;
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)(m1 - m0), N, K, 1.0f, a, lda, B, ldb,
+                  accumulate ? 1.0f : 0.0f, C + (size_t)m0 * ldc, ldc);
+    });
     return;
   }
 #endif
@@ -155,6 +152,15 @@ bool get_f32(napi_env env, napi_value v, F32* out, const char* what) {
 
 bool get_int(napi_env env, napi_value v, int64_t* out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+// The first n integers of a JS array (a shape or a geometry) into dst.
+bool get_ints(napi_env env, napi_value arr, int64_t* dst, uint32_t n) {
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e;
+    if (napi_get_element(env, arr, i, &e) != napi_ok || !get_int(env, e, &dst[i])) return false;
+  }
+  return true;
 }
 
 bool is_null(napi_env env, napi_value v) {
@@ -273,14 +279,8 @@ static void conv_direct(const float* x, int64_t n, int64_t h, int64_t w, int64_t
     }
   DirectGeom g{xp.data(), f, bias, y, hp, wp, c, kh, kw, co, sh, sw, ho, wo};
   const int64_t rows = n * ho;
-  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, rows));
-  if (threads == 1 || 2.0 * rows * wo * kh * kw * c * co < 3e7) {
-    direct_rows(g, 0, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(direct_rows, std::cref(g), rows * t / threads, rows * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+  const int threads = 2.0 * rows * wo * kh * kw * c * co < 3e7 ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, rows));
+  split_range(rows, threads, [&g](int64_t r0, int64_t r1) { direct_rows(g, r0, r1); });
 }
 
 struct ConvGeom {
@@ -324,7 +324,8 @@ void conv_chunk(const ConvGeom& g, int64_t b0, int64_t nb, float* col) {
 
 // conv2d(x, [n, h, w, c], filter, [kh, kw, co], [strideH, strideW, padTop, padLeft, outH, outW], bias | null, out)
 // NHWC input, HWIO filter (row-major [kh·kw·c, co]), out [n, outH, outW, co]; pixels outside the
-// input read as zero. im2col by chunks of images (column buffer ≤ 32 MiB), then one GEMM each.
+// input read as zero. A 1×1 stride-1 conv is one GEMM; C_out a multiple of 16 takes the direct
+// kernel; anything else im2col by chunks of images, then one GEMM per chunk.
 napi_value Conv2d(napi_env env, napi_callback_info info) {
   ARGS(7)
   F32 x, f, out, bias;
@@ -332,14 +333,7 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
   const bool has_bias = !is_null(env, argv[5]);
   if (has_bias && !get_f32(env, argv[5], &bias, "bias")) return nullptr;
   int64_t xs[4], fs[3], geo[6];
-  auto read = [&](napi_value arr, int64_t* dst, uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-      napi_value e;
-      if (napi_get_element(env, arr, i, &e) != napi_ok || !get_int(env, e, &dst[i])) return false;
-    }
-    return true;
-  };
-  if (!read(argv[1], xs, 4) || !read(argv[3], fs, 3) || !read(argv[4], geo, 6))
+  if (!get_ints(env, argv[1], xs, 4) || !get_ints(env, argv[3], fs, 3) || !get_ints(env, argv[4], geo, 6))
     return throw_error(env, "@diff-instruct/native: conv2d: bad shape arrays");
   const int64_t n = xs[0], h = xs[1], w = xs[2], c = xs[3], kh = fs[0], kw = fs[1], co = fs[2];
   const int64_t sh = geo[0], sw = geo[1], pt = geo[2], pl = geo[3], ho = geo[4], wo = geo[5];
@@ -351,12 +345,12 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
   const int64_t K = kh * kw * c;
   const int64_t pix = ho * wo;
   float* y = out.data;
-  const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
-  if (co % 16 == 0 && !g_use_builtin_conv && !direct) {
+  const bool pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && ho == h && wo == w;
+  if (co % 16 == 0 && !g_use_builtin_conv && !pointwise) {
     conv_direct(x.data, n, h, w, c, f.data, kh, kw, co, sh, sw, pt, pl, ho, wo, has_bias ? bias.data : nullptr, y);
     return nullptr;
   }
-  if (direct) {
+  if (pointwise) {
     gemm(false, false, (int)(n * pix), (int)co, (int)K, x.data, (int)K, f.data, (int)co, y, (int)co, false);
   } else {
     // Chunks of images whose columns fit in L2 (about 512 KiB), spread over the threads; each
@@ -366,21 +360,14 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
     const int64_t chunks = (n + chunk - 1) / chunk;
     const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, chunks));
     ConvGeom g{x.data, f.data, y, h, w, c, kh, kw, co, sh, sw, pt, pl, ho, wo};
-    auto work = [&](int t) {
+    split_range(chunks, threads, [&](int64_t c0, int64_t c1) {
       t_worker = threads > 1;
       std::vector<float> col((size_t)(chunk * pix * K));
-      for (int64_t ci = t; ci < chunks; ci += threads) {
+      for (int64_t ci = c0; ci < c1; ++ci) {
         const int64_t b0 = ci * chunk, nb = std::min(chunk, n - b0);
         conv_chunk(g, b0, nb, col.data());
       }
-    };
-    if (threads == 1) {
-      work(0);
-    } else {
-      std::vector<std::thread> pool;
-      for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
-      for (auto& th : pool) th.join();
-    }
+    });
   }
   if (has_bias) {
     const int64_t rows = n * pix;
@@ -445,14 +432,7 @@ napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
   F32 x, dy, out;
   if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &dy, "dy") || !get_f32(env, argv[5], &out, "out")) return nullptr;
   int64_t xs[4], ds[3], geo[6];
-  auto read = [&](napi_value arr, int64_t* dst, uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-      napi_value e;
-      if (napi_get_element(env, arr, i, &e) != napi_ok || !get_int(env, e, &dst[i])) return false;
-    }
-    return true;
-  };
-  if (!read(argv[1], xs, 4) || !read(argv[3], ds, 3) || !read(argv[4], geo, 6))
+  if (!get_ints(env, argv[1], xs, 4) || !get_ints(env, argv[3], ds, 3) || !get_ints(env, argv[4], geo, 6))
     return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: bad shape arrays");
   FilterGradGeom g{x.data, dy.data, out.data, xs[0], xs[1], xs[2], xs[3], ds[0], ds[1], ds[2], geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]};
   if (g.n < 0 || g.c < 1 || g.co < 1 || g.co % 16 != 0 || g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1)
@@ -460,14 +440,8 @@ napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
   if ((size_t)(g.n * g.h * g.w * g.c) > x.length || (size_t)(g.n * g.ho * g.wo * g.co) > dy.length || (size_t)(g.kh * g.kw * g.c * g.co) > out.length)
     return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: an operand is smaller than its shape says");
   const int64_t taps = g.kh * g.kw;
-  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, taps));
-  if (threads == 1 || 2.0 * g.n * g.ho * g.wo * taps * g.c * g.co < 3e7) {
-    filter_grad_taps(g, 0, taps);
-  } else {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(filter_grad_taps, std::cref(g), taps * t / threads, taps * (t + 1) / threads);
-    for (auto& th : pool) th.join();
-  }
+  const int threads = 2.0 * g.n * g.ho * g.wo * taps * g.c * g.co < 3e7 ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, taps));
+  split_range(taps, threads, [&g](int64_t t0, int64_t t1) { filter_grad_taps(g, t0, t1); });
   return nullptr;
 }
 

@@ -172,6 +172,33 @@ describe('@diff-instruct/native', () => {
     tf.dispose([x, w]);
   });
 
+  it('splits large products over threads without changing the result', () => {
+    // sizes above the addon's threading threshold (3e7 flops), so that two threads really run
+    const x = randn([8, 32, 32, 16], 70) as tf.Tensor4D;
+    const w32 = randn([3, 3, 16, 32], 71) as tf.Tensor4D; // direct kernel
+    const w24 = randn([3, 3, 16, 24], 72) as tf.Tensor4D; // im2col + GEMM
+    const dy = randn([8, 32, 32, 32], 73);
+    const a = randn([600, 300], 74);
+    const b = randn([300, 200], 75);
+    const run = () =>
+      tf.tidy(() => [
+        tf.conv2d(x, w32, 1, 'same'),
+        tf.conv2d(x, w24, 1, 'same'),
+        tf.engine().runKernel(FILTER_GRAD_KERNEL, { x, dy }, { filterShape: [3, 3, 16, 32], strides: [1, 1], pads: [1, 1, 1, 1] }) as tf.Tensor,
+        tf.matMul(a, b),
+      ].map((t) => t.dataSync() as Float32Array));
+    enableNativeKernels({ threads: 1 });
+    const one = run();
+    enableNativeKernels({ threads: 2 });
+    const two = run();
+    enableNativeKernels({ threads: 1 });
+    expect(two[0]).toEqual(one[0]);
+    expect(two[1]).toEqual(one[1]);
+    expect(two[2]).toEqual(one[2]);
+    expect(relErr(one[3]!, two[3]!)).toBeLessThan(1e-6);
+    tf.dispose([x, w32, w24, dy, a, b]);
+  });
+
   it('checks sizes before it touches memory', () => {
     const addon = loadNative()!;
     const small = new Float32Array(4);
