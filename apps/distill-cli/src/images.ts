@@ -70,8 +70,11 @@ export const IMAGES_DEFAULTS: ImagesConfig = {
   numSamples: 2000,
   curveSamples: 500,
   referenceImages: null,
-  // Table 7 (β = (0, 0.99), equal learning rates), scaled to batch 32 on two cores.
-  distill: { ...DIFF_INSTRUCT_DEFAULTS, steps: 2000, batchSize: 32, lrGenerator: 2e-5, lrFake: 2e-5, emaHalfLife: 200, checkpointEvery: 250 },
+  // Table 7 (β = (0, 0.99), equal learning rates for G and the fake score), scaled to batch 32 on
+  // two cores. lr 1e-4, not Table 7's 1e-5 scale: measured on the committed MNIST teacher (same seed,
+  // 100-sample FID curve) 2e-5 moved FID 290 → 273 in 50 steps where 1e-4 moved it 290 → 263 and kept
+  // falling linearly to 188 at step 200; 2,000 steps at 2e-5 would stop far above the teacher.
+  distill: { ...DIFF_INSTRUCT_DEFAULTS, steps: 2000, batchSize: 32, lrGenerator: 1e-4, lrFake: 1e-4, emaHalfLife: 200, checkpointEvery: 250 },
   heunSteps: [1, 2, 3, 5, 9, 18],
 };
 
