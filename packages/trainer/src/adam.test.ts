@@ -60,3 +60,22 @@ describe('Ema', () => {
     ema.dispose();
   });
 });
+
+describe('optimiser state', () => {
+  it('gives back every byte on dispose (no initial values left behind by the state variables)', () => {
+    const p = tf.variable(tf.ones([64, 64]));
+    const before = tf.memory();
+    const opt = new Adam({ p }, { lr: 0.1, beta1: 0, beta2: 0.99 });
+    const ema = new Ema({ p }, 10);
+    expect(tf.memory().numBytes - before.numBytes).toBe(3 * 64 * 64 * 4); // m, v and the shadow
+    const g = tf.onesLike(p);
+    opt.apply({ p: g });
+    ema.update();
+    g.dispose();
+    opt.dispose();
+    ema.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+    p.dispose();
+  });
+});

@@ -29,8 +29,8 @@ export class Adam {
     readonly opts: AdamOptions,
   ) {
     for (const [name, p] of Object.entries(params)) {
-      this.m[name] = tf.variable(tf.zerosLike(p), false, undefined, p.dtype);
-      this.v[name] = tf.variable(tf.zerosLike(p), false, undefined, p.dtype);
+      this.m[name] = tf.tidy(() => tf.variable(tf.zerosLike(p), false, undefined, p.dtype));
+      this.v[name] = tf.tidy(() => tf.variable(tf.zerosLike(p), false, undefined, p.dtype));
     }
   }
 

@@ -9,7 +9,7 @@ import {
   type DenoiserModel,
   type GeneratorModel,
 } from '@diff-instruct/models';
-import { logNormalSigma, type Rng } from '@diff-instruct/sde';
+import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { oneHot, randomLabels } from './batch.js';
@@ -77,6 +77,11 @@ export interface DiffInstructOptions {
   log?: JsonlLog;
   /** Called after each checkpoint with the step and the EMA generator (e.g. to draw a grid). */
   onCheckpoint?: (step: number, ema: GeneratorModel) => void;
+  /**
+   * Refuse to start when one step's estimated tensor memory exceeds this. Default: the wasm heap's
+   * ceiling (3.8 GiB) on the wasm backend; no check on other backends; Infinity: no check.
+   */
+  heapCeilingBytes?: number;
 }
 
 export interface DiffInstructResult {
@@ -94,7 +99,6 @@ export interface DiffInstructResult {
  */
 export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstructResult> {
   const { teacher, generator, config: c } = o;
-  const fake = o.fake ?? cloneModel(teacher);
   const numClasses = generator.numClasses;
   if (numClasses !== teacher.config.net.numClasses) {
     throw new Error(
@@ -106,6 +110,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
   if (tShape !== shape) {
     throw new Error(`diffInstruct: the generator makes samples of shape [${shape}] but the teacher expects [${tShape}]`);
   }
+  const fake = o.fake ?? cloneModel(teacher);
   const optG = new Adam(generator.params, {
     lr: c.lrGenerator,
     beta1: c.beta1,
@@ -114,105 +119,113 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
   });
   const optF = new Adam(fake.params, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 });
   const ema = new Ema(generator.params, c.emaHalfLife);
-  const runConfig = { teacher: teacher.config, generator: generator.config, train: c };
-  const groups = {
-    generator: generator.params,
-    fake: fake.params,
-    ema: ema.shadow,
-    'adamG.m': optG.m,
-    'adamG.v': optG.v,
-    'adamF.m': optF.m,
-    'adamF.v': optF.v,
-  };
-  const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'diff-instruct', config: runConfig, groups, log: o.log });
-  const rng = resumed?.rng ?? o.rng;
-  optG.t = resumed?.optimizerSteps.generator ?? 0;
-  optF.t = resumed?.optimizerSteps.fake ?? 0;
-  const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
-  const fakeVars = Object.values(fake.params);
-  const genVars = Object.values(generator.params);
-  const sigmaData = teacher.config.sigmaData;
+  try {
+    const runConfig = { teacher: teacher.config, generator: generator.config, train: c };
+    const groups = {
+      generator: generator.params,
+      fake: fake.params,
+      ema: ema.shadow,
+      'adamG.m': optG.m,
+      'adamG.v': optG.v,
+      'adamF.m': optF.m,
+      'adamF.v': optF.v,
+    };
+    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'diff-instruct', config: runConfig, groups, log: o.log });
+    const rng = resumed?.rng ?? o.rng;
+    optG.t = resumed?.optimizerSteps.generator ?? 0;
+    optF.t = resumed?.optimizerSteps.fake ?? 0;
+    const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
+    const fakeVars = Object.values(fake.params);
+    const genVars = Object.values(generator.params);
+    const sigmaData = teacher.config.sigmaData;
 
-  const draw = () => {
-    const n = c.batchSize;
-    const z = rng.normalTensor([n, ...generator.latentShape]);
-    const label = numClasses > 0 ? oneHot(randomLabels(rng, n, numClasses), numClasses) : undefined;
-    const sigma = tf.tensor1d(sigmas.sample(rng, n));
-    const noise = rng.normalTensor([n, ...generator.outputShape]);
-    return { z, label, sigma, noise };
-  };
-
-  const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
-
-  await runLoop({
-    phase: 'diff-instruct',
-    totalSteps: c.steps,
-    startStep: resumed?.step ?? 0,
-    checkpointEvery: c.checkpointEvery,
-    checkpointHint: o.statePath,
-    onProgress: o.onProgress,
-    log: o.log,
-    step: () => {
-      // Step 1: fit s_φ to the generator's current samples (DSM, eq. 2.2); x0 carries no gradient.
-      let fakeLoss = 0;
-      for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
-        fakeLoss += tf.tidy(() => {
-          const { z, label, sigma, noise } = draw();
-          const x0 = generator.generate(z, label);
-          const { value, grads } = tf.variableGrads(
-            () => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }),
-            fakeVars,
-          );
-          optF.apply(byName(fake.params, grads));
-          return value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
-        });
-      }
-      // Step 2: update θ with the IKL gradient (3.2).
-      const { z, label, sigma, noise } = draw();
-      const { value, grads } = tf.variableGrads(() => {
+    const draw = (n: number, r: Rng) => {
+      const z = r.normalTensor([n, ...generator.latentShape]);
+      const label = numClasses > 0 ? oneHot(randomLabels(r, n, numClasses), numClasses) : undefined;
+      const sigma = tf.tensor1d(sigmas.sample(r, n));
+      const noise = r.normalTensor([n, ...generator.outputShape]);
+      return { z, label, sigma, noise };
+    };
+    type Draw = ReturnType<typeof draw>;
+    // Step 1's gradient: DSM (eq. 2.2) of s_φ on the generator's current samples; x0 carries no gradient.
+    const fakeGrads = ({ z, label, sigma, noise }: Draw) => {
+      const x0 = generator.generate(z, label);
+      return tf.variableGrads(() => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }), fakeVars);
+    };
+    // Step 2's gradient: the IKL gradient (3.2) of θ through the stop-gradient surrogate.
+    const generatorGrads = ({ z, label, sigma, noise }: Draw) =>
+      tf.variableGrads(() => {
         const x0 = generator.generate(z, label);
-        return iklSurrogate({
-          x0,
-          sigma,
-          noise,
-          teacher: teacher.denoise,
-          fake: fake.denoise,
-          label,
-          weighting: c.weighting,
-          sigmaData,
-        });
+        return iklSurrogate({ x0, sigma, noise, teacher: teacher.denoise, fake: fake.denoise, label, weighting: c.weighting, sigmaData });
       }, genVars);
-      const gradNorm = Math.sqrt(
-        tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!,
-      );
-      optG.apply(byName(generator.params, grads));
-      ema.update();
-      return { fakeLoss, generatorSurrogate: value.dataSync()[0]!, generatorGradNorm: gradNorm };
-    },
-    checkpoint: (step) => {
-      if (o.statePath) {
-        saveTrainState(
-          o.statePath,
-          groups,
-          {
-            kind: 'diff-instruct',
-            step,
-            rng: rng.state(),
-            optimizerSteps: { generator: optG.t, fake: optF.t },
-            config: runConfig,
-          },
+
+    const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
+
+    await runLoop({
+      phase: 'diff-instruct',
+      totalSteps: c.steps,
+      startStep: resumed?.step ?? 0,
+      checkpointEvery: c.checkpointEvery,
+      checkpointHint: o.statePath,
+      onProgress: o.onProgress,
+      log: o.log,
+      batchSize: c.batchSize,
+      heapCeilingBytes: o.heapCeilingBytes,
+      // Both gradients at a batch size, from their own RNG: the run's random stream is untouched.
+      memoryProbe: (n) => {
+        const r = new Rng(0);
+        tf.tidy(() => {
+          fakeGrads(draw(n, r));
+        });
+        generatorGrads(draw(n, r));
+      },
+      step: () => {
+        // Step 1: fit s_φ to the generator's current samples.
+        let fakeLoss = 0;
+        for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
+          fakeLoss += tf.tidy(() => {
+            const { value, grads } = fakeGrads(draw(c.batchSize, rng));
+            optF.apply(byName(fake.params, grads));
+            return value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
+          });
+        }
+        // Step 2: update θ with the IKL gradient (3.2).
+        const { value, grads } = generatorGrads(draw(c.batchSize, rng));
+        const gradNorm = Math.sqrt(
+          tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!,
         );
-      }
-      if (o.onCheckpoint) {
-        const m = emaModel();
-        o.onCheckpoint(step, m);
-        disposeModel(m);
-      }
-    },
-  });
-  const out = emaModel();
-  optG.dispose();
-  optF.dispose();
-  ema.dispose();
-  return { generator, ema: out, fake };
+        optG.apply(byName(generator.params, grads));
+        ema.update();
+        return { fakeLoss, generatorSurrogate: value.dataSync()[0]!, generatorGradNorm: gradNorm };
+      },
+      checkpoint: (step) => {
+        if (o.statePath) {
+          saveTrainState(
+            o.statePath,
+            groups,
+            {
+              kind: 'diff-instruct',
+              step,
+              rng: rng.state(),
+              optimizerSteps: { generator: optG.t, fake: optF.t },
+              config: runConfig,
+            },
+          );
+        }
+        if (o.onCheckpoint) {
+          const m = emaModel();
+          o.onCheckpoint(step, m);
+          disposeModel(m);
+        }
+      },
+    });
+    return { generator, ema: emaModel(), fake };
+  } catch (e) {
+    if (!o.fake) disposeModel(fake);
+    throw e;
+  } finally {
+    optG.dispose();
+    optF.dispose();
+    ema.dispose();
+  }
 }

@@ -15,7 +15,7 @@ export class Ema {
   ) {
     if (!(halfLife > 0)) throw new Error(`Ema: halfLife must be > 0 steps, got ${halfLife}`);
     this.beta = 0.5 ** (1 / halfLife);
-    for (const [name, p] of Object.entries(params)) this.shadow[name] = tf.variable(p.clone(), false);
+    for (const [name, p] of Object.entries(params)) this.shadow[name] = tf.tidy(() => tf.variable(p.clone(), false));
   }
 
   update(): void {

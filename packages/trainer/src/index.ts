@@ -15,11 +15,13 @@ export {
   runLoop,
   JsonlLog,
   TrainingError,
+  HeapCeilingError,
   DEFAULT_MEMORY_LIMIT_BYTES,
   type LoopOptions,
   type ProgressEvent,
   type ProgressCallback,
 } from './loop.js';
+export { WASM_HEAP_CEILING_BYTES, estimateStepBytes, heapCeilingProblem, type StepMemoryEstimate } from './memory.js';
 export { trainTeacher, TEACHER_DEFAULTS, type TeacherConfig, type TrainTeacherOptions, type TrainTeacherResult } from './teacher.js';
 export {
   diffInstruct,

@@ -2,6 +2,8 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 
 import * as tf from '@tensorflow/tfjs';
 
+import { estimateStepBytes, heapCeilingProblem, type StepMemoryEstimate } from './memory.js';
+
 /** What a long job reports while it runs. */
 export interface ProgressEvent {
   phase: string;
@@ -59,7 +61,18 @@ export class JsonlLog {
 
 /** Raised when a loss becomes NaN or Inf, or memory runs out: the last checkpoint is intact. */
 export class TrainingError extends Error {
-  override readonly name = 'TrainingError';
+  override readonly name: string = 'TrainingError';
+}
+
+/** Raised before step 1 when one step would not fit under the heap ceiling; carries the estimate. */
+export class HeapCeilingError extends TrainingError {
+  override readonly name: string = 'HeapCeilingError';
+  constructor(
+    message: string,
+    readonly estimate: StepMemoryEstimate,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -86,6 +99,15 @@ export interface LoopOptions {
   log?: JsonlLog;
   logEvery?: number;
   memoryLimitBytes?: number;
+  /**
+   * Computes one step's forward and backward passes at a batch size without changing any state.
+   * On the wasm backend (or whenever `heapCeilingBytes` is finite) the loop estimates the step's peak
+   * memory from it at `batchSize` and refuses to start a run that would not fit under the ceiling.
+   */
+  memoryProbe?: (batchSize: number) => void;
+  batchSize?: number;
+  /** Default: the wasm heap's 3.8 GiB on the wasm backend, no check elsewhere; Infinity: no check. */
+  heapCeilingBytes?: number;
 }
 
 /** How long the loop may hold the event loop before it yields (timers, signals, I/O). */
@@ -101,6 +123,12 @@ export async function runLoop(o: LoopOptions): Promise<void> {
   const progressEvery = o.progressEvery ?? 10;
   const logEvery = o.logEvery ?? 10;
   const memoryLimit = o.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
+  const checkHeap = o.heapCeilingBytes !== undefined ? Number.isFinite(o.heapCeilingBytes) : tf.getBackend() === 'wasm';
+  if (o.memoryProbe && o.batchSize !== undefined && checkHeap) {
+    const estimate = await estimateStepBytes(o.memoryProbe, o.batchSize);
+    const problem = heapCeilingProblem(o.phase, estimate, o.heapCeilingBytes);
+    if (problem) throw new HeapCeilingError(problem, estimate);
+  }
   const t0 = performance.now();
   let windowStart = t0;
   let windowSteps = 0;

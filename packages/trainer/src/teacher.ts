@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { dsmLoss } from '@diff-instruct/divergences';
 import { cloneParams, denoiserFromParams, disposeModel, sampleShape, type DenoiserModel } from '@diff-instruct/models';
-import { logNormalSigma, type Rng } from '@diff-instruct/sde';
+import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { drawBatch, oneHot, type Dataset } from './batch.js';
@@ -55,6 +55,11 @@ export interface TrainTeacherOptions {
   log?: JsonlLog;
   /** Called after each checkpoint with the step and the EMA teacher (e.g. to save it and draw a grid). */
   onCheckpoint?: (step: number, ema: DenoiserModel) => void;
+  /**
+   * Refuse to start when one step's estimated tensor memory exceeds this. Default: the wasm heap's
+   * ceiling (3.8 GiB) on the wasm backend; no check on other backends; Infinity: no check.
+   */
+  heapCeilingBytes?: number;
 }
 
 export interface TrainTeacherResult {
@@ -75,61 +80,71 @@ export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacher
   }
   const adam = new Adam(model.params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2 });
   const ema = new Ema(model.params, c.emaHalfLife);
-  const runConfig = { model: model.config, train: c };
-  const groups = { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v };
-  const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'teacher', config: runConfig, groups, log: o.log });
-  const rng = resumed?.rng ?? o.rng;
-  adam.t = resumed?.optimizerSteps.adam ?? 0;
-  const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
-  const vars = Object.values(model.params);
-  await runLoop({
-    phase: 'teacher',
-    totalSteps: c.steps,
-    startStep: resumed?.step ?? 0,
-    checkpointEvery: c.checkpointEvery,
-    checkpointHint: o.statePath,
-    onProgress: o.onProgress,
-    log: o.log,
-    step: () => {
-      const { x, labels } = drawBatch(data, rng, c.batchSize);
-      let label: tf.Tensor2D | undefined;
-      if (numClasses > 0 && labels) {
-        for (let i = 0; i < labels.length; i++) if (rng.next() < c.labelDropout) labels[i] = -1;
-        label = oneHot(labels, numClasses);
-      }
-      const sigma = tf.tensor1d(sigmas.sample(rng, c.batchSize));
-      const noise = rng.normalTensor(x.shape);
-      // Dropout (where the network has it) draws its masks from the run's RNG, so resume stays exact.
-      const denoiser = model.withDropout ? model.withDropout(rng) : model.denoise;
-      const { value, grads } = tf.variableGrads(
-        () => dsmLoss({ denoiser, x0: x, sigma, noise, label, sigmaData: model.config.sigmaData }),
-        vars,
-      );
-      adam.apply(byName(model.params, grads));
-      ema.update();
-      return { loss: value.dataSync()[0]! };
-    },
-    checkpoint: (step) => {
-      if (o.statePath) {
-        saveTrainState(o.statePath, groups, {
-          kind: 'teacher',
-          step,
-          rng: rng.state(),
-          optimizerSteps: { adam: adam.t },
-          config: runConfig,
-        });
-      }
-      if (o.onCheckpoint) {
-        const m = denoiserFromParams(model.config, cloneParams(ema.shadow));
-        o.onCheckpoint(step, m);
-        disposeModel(m);
-      }
-    },
-  });
-  const out = denoiserFromParams(model.config, cloneParams(ema.shadow));
-  adam.dispose();
-  ema.dispose();
-  return { model, ema: out };
+  try {
+    const runConfig = { model: model.config, train: c };
+    const groups = { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v };
+    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'teacher', config: runConfig, groups, log: o.log });
+    const rng = resumed?.rng ?? o.rng;
+    adam.t = resumed?.optimizerSteps.adam ?? 0;
+    const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
+    const vars = Object.values(model.params);
+    // The EDM loss (eq. 2.2 with λ(σ)) of a batch and its gradient.
+    const grads = (x: tf.Tensor, labels: Int32Array | undefined, denoiser: DenoiserModel['denoise'], r: Rng) => {
+      const label = numClasses > 0 && labels ? oneHot(labels, numClasses) : undefined;
+      const sigma = tf.tensor1d(sigmas.sample(r, x.shape[0]));
+      const noise = r.normalTensor(x.shape);
+      return tf.variableGrads(() => dsmLoss({ denoiser, x0: x, sigma, noise, label, sigmaData: model.config.sigmaData }), vars);
+    };
+    await runLoop({
+      phase: 'teacher',
+      totalSteps: c.steps,
+      startStep: resumed?.step ?? 0,
+      checkpointEvery: c.checkpointEvery,
+      checkpointHint: o.statePath,
+      onProgress: o.onProgress,
+      log: o.log,
+      batchSize: c.batchSize,
+      heapCeilingBytes: o.heapCeilingBytes,
+      // One step's gradient at a batch size, from its own RNG: the run's random stream is untouched.
+      memoryProbe: (n) => {
+        const r = new Rng(0);
+        const { x, labels } = drawBatch(data, r, n);
+        grads(x, labels, model.denoise, r);
+      },
+      step: () => {
+        const { x, labels } = drawBatch(data, rng, c.batchSize);
+        if (numClasses > 0 && labels) {
+          for (let i = 0; i < labels.length; i++) if (rng.next() < c.labelDropout) labels[i] = -1;
+        }
+        // Dropout (where the network has it) draws its masks from the run's RNG, so resume stays exact.
+        const denoiser = model.withDropout ? model.withDropout(rng) : model.denoise;
+        const { value, grads: g } = grads(x, labels, denoiser, rng);
+        adam.apply(byName(model.params, g));
+        ema.update();
+        return { loss: value.dataSync()[0]! };
+      },
+      checkpoint: (step) => {
+        if (o.statePath) {
+          saveTrainState(o.statePath, groups, {
+            kind: 'teacher',
+            step,
+            rng: rng.state(),
+            optimizerSteps: { adam: adam.t },
+            config: runConfig,
+          });
+        }
+        if (o.onCheckpoint) {
+          const m = denoiserFromParams(model.config, cloneParams(ema.shadow));
+          o.onCheckpoint(step, m);
+          disposeModel(m);
+        }
+      },
+    });
+    return { model, ema: denoiserFromParams(model.config, cloneParams(ema.shadow)) };
+  } finally {
+    adam.dispose();
+    ema.dispose();
+  }
 }
 
 /** tf.variableGrads keys its result by variable name; map them back to parameter names. */
