@@ -7,22 +7,26 @@
  *   after the first one: no leaks).
  *
  * - for the MNIST UNet preset (mnist-tiny, 32×32×1, batch 32): ms per teacher step, ms per
- *   Diff-Instruct iteration, and images/s of one-step sampling against the 35-NFE Heun teacher.
+ *   Diff-Instruct iteration, and images/s of one-step sampling against the 35-NFE Heun teacher;
+ * - the machine's matMul peak (GFLOP/s, 1024³ on this backend) and a profile of the MNIST
+ *   Diff-Instruct iteration: ms per kernel, its share, and GFLOP/s of the dense kernels against
+ *   that peak.
  *
  * Each Diff-Instruct and teacher row also carries the PyTorch reference (bench/pytorch.ts) timed in
  * the same run: `pytorchMs` on every core, `pytorch1ThreadMs`, and `ratio` = ours / PyTorch (all
  * cores); and `peakRssMiB` of this process.
  *
  * BENCH_STEPS (default 1000) sets the length of the leak run; BENCH_BACKEND picks the backend;
- * BENCH_ONLY=toy or BENCH_ONLY=mnist runs one group; BENCH_PYTORCH=0 skips the reference.
+ * BENCH_ONLY=toy|mnist|profile runs one group; BENCH_PYTORCH=0 skips the reference.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createDenoiser, tweedieGenerator, unetPreset } from '@diff-instruct/models';
+import { createDenoiser, disposeModel, tweedieGenerator, unetPreset } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, oneHot, trainTeacher } from '@diff-instruct/trainer';
 import { getTarget } from '@diff-instruct/data';
 
 import { selectBackend } from '../apps/distill-cli/src/backend.js';
+import { matMulPeakGflops, profileKernels } from './profile.js';
 import { peakRssMiB, pytorchBoth } from './pytorch.js';
 
 const backend = await selectBackend(process.env.BENCH_BACKEND);
@@ -56,6 +60,7 @@ async function timeSteps(label: string, steps: number, fn: (steps: number) => Pr
 const only = process.env.BENCH_ONLY;
 if (only === undefined || only === 'toy') await runToyRows();
 if (only === undefined || only === 'mnist') await runMnistRows();
+if (only === undefined || only === 'profile') await runProfileRows();
 process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 
 async function runToyRows(): Promise<void> {
@@ -118,10 +123,14 @@ async function runMnistRows(): Promise<void> {
   const label = oneHot(Int32Array.from({ length: n }, (_, i) => i % 10), 10);
   const g = tweedieGenerator(teacher, 2.5);
   const z = new Rng(4).normalTensor([n, 32, 32, 1]);
-  tf.tidy(() => g.generate(z, label).dataSync()); // warm-up
+  // (a block: tf.tidy walks what it returns, element by element for a typed array)
+  const once = () => tf.tidy(() => {
+    g.generate(z, label).dataSync();
+  });
+  once(); // warm-up
   let t0 = performance.now();
   const reps = 5; // one call is ~1 s: time several
-  for (let i = 0; i < reps; i++) tf.tidy(() => g.generate(z, label).dataSync());
+  for (let i = 0; i < reps; i++) once();
   const oneStep = (reps * n) / ((performance.now() - t0) / 1000);
   t0 = performance.now();
   const { x, nfe } = sampleTeacher(teacher.denoise, { shape: [n, 32, 32, 1], steps: 18, rng: new Rng(5), label });
@@ -131,4 +140,35 @@ async function runMnistRows(): Promise<void> {
   process.stderr.write(`one-step: ${oneStep.toFixed(1)} images/s; teacher ${nfe} NFE: ${heun.toFixed(2)} images/s\n`);
   rows.push({ name: 'mnist-one-step-images-per-s', ms: 1000 / oneStep, imagesPerS: oneStep, model, backend });
   rows.push({ name: 'mnist-teacher-35nfe-images-per-s', ms: 1000 / heun, imagesPerS: heun, nfe, speedupOfOneStep: oneStep / heun, model, backend });
+}
+
+/** Where the MNIST iteration's time goes, and how fast the dense kernels run against the matMul peak. */
+async function runProfileRows(): Promise<void> {
+  const b = 32;
+  const teacher = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unetPreset('mnist-tiny') }, new Rng(0));
+  const model = 'UNet mnist-tiny (32x32x1, 348,721 params)';
+  const diMs = await timeSteps('MNIST Diff-Instruct iteration', 3, async (steps) => {
+    const r = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3), heapCeilingBytes: Infinity });
+    disposeModel(r.ema);
+    disposeModel(r.fake);
+  });
+  const peak = matMulPeakGflops(1024);
+  process.stderr.write(`matMul peak (1024×1024×1024): ${peak.toFixed(1)} GFLOP/s\n`);
+  rows.push({ name: 'matmul-peak-gflops', gflops: peak, shape: '1024x1024 @ 1024x1024', backend });
+  const profiled = 2;
+  const prof = await profileKernels(async () => {
+    const r = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps: profiled, batchSize: b }, rng: new Rng(3), heapCeilingBytes: Infinity });
+    disposeModel(r.ema);
+    disposeModel(r.fake);
+  }, profiled, peak);
+  rows.push({
+    name: 'mnist-diff-instruct-profile',
+    ms: diMs,
+    kernelMsPerIteration: prof.kernelMsPerIteration,
+    kernels: prof.rows.slice(0, 16),
+    otherKernelsMsPerIteration: prof.rows.slice(16).reduce((s, r) => s + r.msPerIteration, 0),
+    batch: b,
+    model,
+    backend,
+  });
 }

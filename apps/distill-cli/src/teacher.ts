@@ -300,9 +300,9 @@ export async function runClassifierCommand(argv: readonly string[], io: Io): Pro
   const per = test.height * test.width * test.channels;
   for (let i = 0; i < test.n; i += 500) {
     const m = Math.min(500, test.n - i);
-    const logits = tf.tidy(() =>
-      model.logits(tf.tensor4d(test.images.subarray(i * per, (i + m) * per), [m, test.height, test.width, test.channels])).dataSync(),
-    ) as Float32Array;
+    const t = tf.tidy(() => model.logits(tf.tensor4d(test.images.subarray(i * per, (i + m) * per), [m, test.height, test.width, test.channels])));
+    const logits = t.dataSync() as Float32Array;
+    t.dispose();
     preds.set(argmaxRows(logits, m, test.numClasses), i);
   }
   const testAccuracy = classAccuracy(preds, test.labels);

@@ -139,7 +139,9 @@ export function iklValue(args: IklValueArgs): { value: number; stderr: number } 
     const factor = c[k]! * weight(t) * t;
     if (factor === 0) return;
     const x = sampleQ(t, m, rng);
-    const r = tf.tidy(() => tf.sub(logQ(x, t), logP(x, t)).dataSync());
+    const d = tf.tidy(() => tf.sub(logQ(x, t), logP(x, t)));
+    const r = d.dataSync();
+    d.dispose();
     x.dispose();
     let mean = 0;
     for (const v of r) mean += v;

@@ -26,7 +26,11 @@ export function gradCheck(
 ): GradCheckResult {
   const eps = opts.eps ?? 1e-2;
   const probes = opts.probes ?? 16;
-  const grads = tf.tidy(() => tf.grads(f)(inputs).map((g) => g.dataSync()));
+  // Read inside a block: tf.tidy walks what its function returns, element by element for a typed array.
+  let grads: tf.backend_util.TypedArray[] = [];
+  tf.tidy(() => {
+    grads = tf.grads(f)(inputs).map((g) => g.dataSync());
+  });
   const analytic: number[] = [];
   const numeric: number[] = [];
   let maxRelError = 0;
