@@ -16,6 +16,7 @@
 #include <cblas.h>
 extern "C" void openblas_set_num_threads(int);
 extern "C" int openblas_get_num_threads(void);
+extern "C" char* openblas_get_corename(void);
 #endif
 
 namespace {
@@ -482,6 +483,11 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_get_boolean(env, false, &v);
 #endif
   napi_set_named_property(env, obj, "openblas", v);
+#if DI_USE_OPENBLAS
+  // The kernels OpenBLAS picked for this CPU (its DYNAMIC_ARCH detection, or OPENBLAS_CORETYPE).
+  napi_create_string_utf8(env, openblas_get_corename(), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "blasCore", v);
+#endif
   napi_create_int32(env, g_threads, &v);
   napi_set_named_property(env, obj, "threads", v);
   return obj;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FILTER_GRAD_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, setNativeThreads } from './index.js';
+import { FILTER_GRAD_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
 
 const backend = tf.getBackend();
 const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -45,6 +45,19 @@ describe('@diff-instruct/native', () => {
     expect(s.available).toBe(true);
     expect(['openblas', 'builtin']).toContain(s.gemm);
     expect(s.threads).toBeGreaterThanOrEqual(1);
+    if (s.gemm === 'openblas') {
+      // OpenBLAS runs the kernels chosen from the CPU flags (or the user's OPENBLAS_CORETYPE).
+      expect(s.blasCore).toBeTruthy();
+      if (process.env.OPENBLAS_CORETYPE !== undefined) expect(s.blasCore!.toLowerCase()).toBe(process.env.OPENBLAS_CORETYPE.toLowerCase());
+    }
+  });
+
+  it('picks OpenBLAS kernels from the CPU flags', () => {
+    const cpu = (flags: string) => `processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: ${flags}\nbugs\t\t: spectre_v1\n`;
+    expect(openblasCoretypeFor(cpu('fpu sse sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl'))).toBe('SkylakeX');
+    expect(openblasCoretypeFor(cpu('fpu sse sse2 avx avx2 fma avx512f'))).toBe('Haswell'); // AVX-512 without BW/DQ/VL
+    expect(openblasCoretypeFor(cpu('fpu sse sse2 avx avx2'))).toBeNull(); // no FMA
+    expect(openblasCoretypeFor('processor\t: 0\n')).toBeNull();
   });
 
   // [x shape, filter shape, stride, pad, bias]
