@@ -1,4 +1,4 @@
-export { matmul, dense, addBias, silu, oneHotEmbed, conv2d, conv2dBias, upsample2x, downsample2x, groupNorm, softmax, batchMatmul } from './ops.js';
+export { matmul, dense, addBias, silu, oneHotEmbed, conv2d, conv2dBias, upsample2x, downsample2x, groupNorm, groupNormSilu, softmax, batchMatmul } from './ops.js';
 export { edmPrecond, type RawNet } from './precond.js';
 export {
   type MlpScoreConfig,

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
-import { batchMatmul, conv2d, downsample2x, groupNorm, silu, softmax, upsample2x } from './ops.js';
+import { batchMatmul, conv2d, downsample2x, groupNorm, groupNormSilu, silu, softmax, upsample2x } from './ops.js';
 
 const rng = new Rng(11);
 const randn = (shape: number[]) => rng.normalTensor(shape);
@@ -191,6 +191,40 @@ describe('groupNorm', () => {
       expect(maxAbsDiff(g, plain[i]!)).toBeLessThan(tol(1e-4) * Math.max(1, maxAbs(plain[i]!)));
     });
     expect(gradCheck(loss(groupNorm), [x, gamma, beta], { eps: 1e-2, probes: 24 }).maxRelError).toBeLessThan(tol(5e-3));
+  });
+
+  it.each([
+    ['[C]', [6], [6]],
+    ['per sample [N, 1, 1, C]', [3, 1, 1, 6], [3, 1, 1, 6]],
+    ['another broadcast shape (plain path)', [1, 6], [1, 1, 6]],
+  ])('groupNormSilu, gamma/beta %s: equals silu(groupNorm), value and gradients', (_name, gs, bs) => {
+    const x = tf.add(tf.mul(randn([3, 4, 2, 6]), 2), 1.5) as tf.Tensor4D;
+    const gamma = tf.add(randn(gs), 1);
+    const beta = randn(bs);
+    const r = randn([3, 4, 2, 6]);
+    const fused = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(groupNormSilu(a as tf.Tensor4D, g, b, 3), r)) as tf.Scalar;
+    const plain = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const z = plainGroupNorm(a as tf.Tensor4D, g, b, 3);
+      return tf.sum(tf.mul(tf.mul(z, tf.sigmoid(z)), r)) as tf.Scalar;
+    };
+    expect(Math.abs(fused(x, gamma, beta).dataSync()[0]! - plain(x, gamma, beta).dataSync()[0]!)).toBeLessThan(tol(1e-4));
+    const ours = tf.grads(fused)([x, gamma, beta]);
+    const ref = tf.grads(plain)([x, gamma, beta]);
+    ours.forEach((g, i) => {
+      expect(g.shape).toEqual(ref[i]!.shape);
+      expect(maxAbsDiff(g, ref[i]!)).toBeLessThan(tol(1e-4) * Math.max(1, maxAbs(ref[i]!)));
+    });
+    expect(gradCheck(fused, [x, gamma, beta], { eps: 1e-2, probes: 24 }).maxRelError).toBeLessThan(tol(5e-3));
+  });
+
+  it('groupNormSilu: second-order gradients (∇ of ‖∇ₓ f‖²) match finite differences', () => {
+    const x = randn([2, 2, 3, 4]);
+    const gamma = tf.add(randn([2, 1, 1, 4]), 1);
+    const beta = randn([1, 1, 1, 4]);
+    const r = randn([2, 2, 3, 4]);
+    const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(groupNormSilu(a as tf.Tensor4D, g, b, 2), r)) as tf.Scalar;
+    const r1 = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.grad((aa: tf.Tensor) => f(aa, g, b))(a))) as tf.Scalar;
+    expect(gradCheck(r1, [x, gamma, beta], { eps: 1e-2, probes: 16 }).maxRelError).toBeLessThan(tol(1e-2));
   });
 
   it('per-sample gamma: second-order gradients (∇_γ, ∇_β and ∇ₓ of ‖∇ₓ f‖²) match finite differences', () => {

@@ -4,7 +4,7 @@ import type { Rng } from '@diff-instruct/sde';
 
 import type { UnetConfig } from './config.js';
 import { noiseFeatures } from './mlp.js';
-import { batchMatmul, conv2dBias, dense, downsample2x, groupNorm, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
+import { batchMatmul, conv2dBias, dense, downsample2x, groupNorm, groupNormSilu, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
 import { type Init, type Params, addNormal, addOnes, addZeros, param } from './params.js';
 import type { RawNet } from './precond.js';
 
@@ -164,6 +164,7 @@ export function unetScore(config: UnetConfig, params: Params, prefix: string, dr
   for (const b of [...encoder, ...decoder]) p(`${b.name}.conv0.weight`); // fail early on a missing parameter
   const conv = (x: Tensor4D, name: string, stride: 1 | 2 = 1) => conv2dBias(x, p(`${name}.weight`), p<tf.Tensor1D>(`${name}.bias`), stride);
   const norm = (x: Tensor4D, name: string) => groupNorm(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]));
+  const normSilu = (x: Tensor4D, name: string) => groupNormSilu(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]));
 
   const dropout = (x: Tensor4D): Tensor4D => {
     if (dropoutRng === null || config.dropout === 0) return x;
@@ -185,7 +186,7 @@ export function unetScore(config: UnetConfig, params: Params, prefix: string, dr
 
   const block = (x: Tensor4D, emb: tf.Tensor2D, b: BlockSpec): Tensor4D => {
     const resample = (t: Tensor4D) => (b.resample === 'up' ? upsample2x(t) : b.resample === 'down' ? downsample2x(t) : t);
-    let h = conv(resample(silu(norm(x, `${b.name}.norm0`))), `${b.name}.conv0`);
+    let h = conv(resample(normSilu(x, `${b.name}.norm0`)), `${b.name}.conv0`);
     // adaptive GroupNorm: GN₁(h)·(1 + scale) + shift, folded into GN₁'s own gain and bias
     const n = x.shape[0];
     const ss = dense(emb, p(`${b.name}.affine.weight`), p(`${b.name}.affine.bias`)).reshape([n, 1, 1, 2 * b.cout]);
@@ -193,7 +194,7 @@ export function unetScore(config: UnetConfig, params: Params, prefix: string, dr
     const gain = tf.add(scale, 1);
     const gamma = tf.mul(p(`${b.name}.norm1.weight`), gain);
     const beta = tf.add(tf.mul(p(`${b.name}.norm1.bias`), gain), shift);
-    h = silu(groupNorm(h, gamma, beta, groupsFor(b.cout)));
+    h = groupNormSilu(h, gamma, beta, groupsFor(b.cout));
     h = conv(dropout(h), `${b.name}.conv1`);
     const skip = b.cin !== b.cout ? conv(resample(x), `${b.name}.skip`) : resample(x);
     const out = tf.mul(tf.add(h, skip), SKIP_SCALE) as Tensor4D;
@@ -224,6 +225,6 @@ export function unetScore(config: UnetConfig, params: Params, prefix: string, dr
         if (b.takesSkip) h = tf.concat([h, skips.pop()!], 3) as Tensor4D;
         h = block(h, emb, b);
       }
-      return conv(silu(norm(h, 'dec.out_norm')), 'dec.out_conv');
+      return conv(normSilu(h, 'dec.out_norm'), 'dec.out_conv');
     });
 }

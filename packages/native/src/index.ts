@@ -40,6 +40,15 @@ export interface NativeAddon {
     x: Float32Array, xShape: [number, number, number, number], dy: Float32Array, dyShape: [number, number, number],
     geometry: [number, number, number, number, number, number], out: Float32Array,
   ): void;
+  /** dims: [n, p = H·W, c, groups, gammaPerSample, betaPerSample, silu] */
+  groupNorm(x: Float32Array, dims: number[], eps: number, gamma: Float32Array, beta: Float32Array, y: Float32Array): void;
+  groupNormGrad(
+    x: Float32Array, dy: Float32Array, dims: number[], eps: number, gamma: Float32Array, beta: Float32Array,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  ): void;
+  /** Concat (or split) along an axis as `outer` rows; part i holds inner[i] floats of each row. */
+  concatRows(parts: Float32Array[], inner: number[], outer: number, out: Float32Array): void;
+  splitRows(x: Float32Array, inner: number[], outer: number, parts: Float32Array[]): void;
   setThreads(n: number): void;
   /** The GEMM ('openblas' or 'builtin') or the convolution ('direct' or 'im2col') to use; for tests and benchmarks. */
   setGemm(which: 'openblas' | 'builtin' | 'direct' | 'im2col'): void;
@@ -141,6 +150,8 @@ interface Storage {
   read(t: TensorInfo): Float32Array;
   /** A new float32 tensor of this shape, and its storage to fill. */
   output(shape: number[]): { info: TensorInfo; data: Float32Array };
+  /** Several new tensors; every view is taken after the last allocation (which may move the heap). */
+  outputs(shapes: number[][]): { info: TensorInfo; data: Float32Array }[];
 }
 
 interface WasmBackend {
@@ -166,6 +177,7 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
         const info = b.makeOutput(shape, 'float32');
         return { info, data: view(info) };
       },
+      outputs: (shapes) => shapes.map((shape) => b.makeOutput(shape, 'float32')).map((info) => ({ info, data: view(info) })),
     };
   }
   if (backendName === 'cpu') {
@@ -176,24 +188,39 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
         const data = new Float32Array(sizeOf(shape));
         return { info: b.makeTensorInfo(shape, 'float32', data), data };
       },
+      outputs: (shapes) =>
+        shapes.map((shape) => {
+          const data = new Float32Array(sizeOf(shape));
+          return { info: b.makeTensorInfo(shape, 'float32', data), data };
+        }),
     };
   }
   return null;
 }
 
-const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D'] as const;
+const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV'] as const;
 /**
  * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
  * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
  * [sh, sw], pads [top, bottom, left, right]); C_out must be a multiple of 16.
  */
 export const FILTER_GRAD_KERNEL = 'DiConv2DFilterGrad';
+/**
+ * Kernels of this project's own for `groupNorm` (and `groupNormSilu`) in `@diff-instruct/models`:
+ * y = act((x − μ)·rstd·γ + β) with statistics per sample and group. Inputs x [N, H, W, C], gamma
+ * and beta [1 or N, 1, 1, C] (and dy for the gradient); attrs groups, eps, silu. The gradient kernel
+ * returns [dx, dgamma, dbeta], dgamma and dbeta per sample, [N, 1, 1, C].
+ */
+export const GROUP_NORM_KERNEL = 'DiGroupNorm';
+export const GROUP_NORM_GRAD_KERNEL = 'DiGroupNormGrad';
+/** The kernels that only this package provides (registered beside the overrides). */
+const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL];
 type KernelName = (typeof KERNELS)[number];
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
 /** The backends' own kernels that the overrides replaced, to fall back on and to restore. */
 const originals = new Map<string, tf.KernelConfig>();
-/** Backends for which the filter-gradient kernel was registered. */
+/** Backends for which this package's own kernels (filter gradient, GroupNorm) were registered. */
 const added = new Set<string>();
 
 const isF32 = (...ts: (TensorInfo | undefined)[]) => ts.every((t) => t === undefined || t.dtype === 'float32');
@@ -272,7 +299,69 @@ function filterGrad(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInf
   return out.info;
 }
 
-function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | null {
+/** The dims array of the addon's groupNorm entry points, after checking the shapes. */
+function groupNormDims(kernel: string, x: TensorInfo, gamma: TensorInfo, beta: TensorInfo, attrs: Record<string, unknown> | undefined): number[] {
+  const { groups, silu } = attrs as { groups: number; silu: boolean };
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const perSample = (t: TensorInfo, what: string): number => {
+    const [b, one1, one2, tc] = t.shape;
+    if (t.shape.length !== 4 || one1 !== 1 || one2 !== 1 || tc !== c || (b !== 1 && b !== n)) {
+      throw new Error(`${kernel}: ${what} must be [1, 1, 1, ${c}] or [${n}, 1, 1, ${c}], got [${t.shape}]`);
+    }
+    return b === n && n !== 1 ? 1 : 0;
+  };
+  if (!isF32(x, gamma, beta) || x.shape.length !== 4) throw new Error(`${kernel}: expected float32 x [N, H, W, C], got ${x.dtype} [${x.shape}]`);
+  if (!(Number.isInteger(groups) && groups > 0 && c % groups === 0)) throw new Error(`${kernel}: ${c} channels cannot be split into ${groups} groups`);
+  return [n, h * w, c, groups, perSample(gamma, 'gamma'), perSample(beta, 'beta'), silu ? 1 : 0];
+}
+
+function groupNormKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo {
+  const { x, gamma, beta } = args.inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
+  const dims = groupNormDims(GROUP_NORM_KERNEL, x, gamma, beta, args.attrs);
+  const out = s.output(x.shape);
+  addon.groupNorm(s.read(x), dims, (args.attrs as { eps: number }).eps, s.read(gamma), s.read(beta), out.data);
+  return out.info;
+}
+
+function groupNormGradKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] {
+  const { x, gamma, beta, dy } = args.inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo; dy: TensorInfo };
+  const dims = groupNormDims(GROUP_NORM_GRAD_KERNEL, x, gamma, beta, args.attrs);
+  if (!isF32(dy) || dy.shape.join() !== x.shape.join()) throw new Error(`${GROUP_NORM_GRAD_KERNEL}: dy [${dy.shape}] must have the shape of x [${x.shape}]`);
+  const [n, , , c] = x.shape as [number, number, number, number];
+  const [dx, dg, db] = s.outputs([x.shape, [n, 1, 1, c], [n, 1, 1, c]]);
+  addon.groupNormGrad(s.read(x), s.read(dy), dims, (args.attrs as { eps: number }).eps, s.read(gamma), s.read(beta), dx!.data, dg!.data, db!.data);
+  return [dx!.info, dg!.info, db!.info];
+}
+
+/** Concat of float32 tensors along any axis: one memcpy per row and part (tfjs: a typed-array copy each, from JS). */
+function concat(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo | null {
+  const inputs = Object.values(args.inputs) as TensorInfo[];
+  if (inputs.length < 2 || !isF32(...inputs)) return null;
+  const axis = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, inputs[0]!.shape)[0]!;
+  const shapes = inputs.map((t) => t.shape);
+  tf.backend_util.assertParamsConsistent(shapes, axis);
+  if (inputs.some((t) => sizeOf(t.shape) === 0)) return null;
+  const outShape = tf.backend_util.computeOutShape(shapes, axis);
+  const out = s.output(outShape);
+  addon.concatRows(inputs.map((t) => s.read(t)), shapes.map((sh) => sizeOf(sh.slice(axis))), sizeOf(outShape.slice(0, axis)), out.data);
+  return out.info;
+}
+
+/** SplitV of a float32 tensor along any axis (the gradient of concat), as rows. */
+function splitV(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] | null {
+  const { x } = args.inputs as { x: TensorInfo };
+  if (!isF32(x) || x.shape.length === 0) return null;
+  const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+  const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
+  const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
+  if (sizes.some((n) => n <= 0) || sizes.reduce((a, b) => a + b, 0) !== x.shape[ax]) return null;
+  const rest = sizeOf(x.shape.slice(ax + 1));
+  const outs = s.outputs(sizes.map((n) => x.shape.map((d, i) => (i === ax ? n : d))));
+  addon.splitRows(s.read(x), sizes.map((n) => n * rest), sizeOf(x.shape.slice(0, ax)), outs.map((o) => o.data));
+  return outs.map((o) => o.info);
+}
+
+function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | TensorInfo[] | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
   switch (name) {
@@ -282,6 +371,10 @@ function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backen
       return conv(addon, s, args, false);
     case 'FusedConv2D':
       return conv(addon, s, args, true);
+    case 'Concat':
+      return concat(addon, s, args);
+    case 'SplitV':
+      return splitV(addon, s, args);
   }
 }
 
@@ -299,7 +392,7 @@ export interface EnableResult extends NativeStatus {
 }
 
 /**
- * Routes the backend's matMul and convolution kernels through the native addon. Returns what it
+ * Routes the backend's matMul, convolution, concat and split kernels through the native addon. Returns what it
  * did: `enabled: false` with a `reason` when the addon is missing, DI_NATIVE=0 is set, or the
  * backend is not one it can serve (tfjs-node has its own native kernels). Calling it again is
  * harmless; {@link disableNativeKernels} restores the backend's own kernels.
@@ -327,15 +420,23 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       kernelFunc: ((args: KernelArgs) => override(addon, name, args, backendName) ?? fallback(args)) as unknown as tf.KernelFunc,
     });
   }
-  if (!added.has(backendName) && tf.getKernel(FILTER_GRAD_KERNEL, backendName) === undefined) {
-    tf.registerKernel({
-      kernelName: FILTER_GRAD_KERNEL,
-      backendName,
-      kernelFunc: ((args: KernelArgs) => filterGrad(addon, storageFor(backendName, args.backend)!, args)) as unknown as tf.KernelFunc,
-    });
+  if (!added.has(backendName)) {
+    const own: [string, (s: Storage, args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
+      [FILTER_GRAD_KERNEL, (s, args) => filterGrad(addon, s, args)],
+      [GROUP_NORM_KERNEL, (s, args) => groupNormKernel(addon, s, args)],
+      [GROUP_NORM_GRAD_KERNEL, (s, args) => groupNormGradKernel(addon, s, args)],
+    ];
+    for (const [kernelName, run] of own) {
+      if (tf.getKernel(kernelName, backendName) !== undefined) tf.unregisterKernel(kernelName, backendName);
+      tf.registerKernel({
+        kernelName,
+        backendName,
+        kernelFunc: ((args: KernelArgs) => run(storageFor(backendName, args.backend)!, args)) as unknown as tf.KernelFunc,
+      });
+    }
     added.add(backendName);
   }
-  const kernels = [...KERNELS.filter((n) => originals.has(`${backendName}/${n}`)), ...(added.has(backendName) ? [FILTER_GRAD_KERNEL] : [])];
+  const kernels = [...KERNELS.filter((n) => originals.has(`${backendName}/${n}`)), ...(added.has(backendName) ? OWN_KERNELS : [])];
   return { ...nativeStatus(), enabled: true, backend: backendName, kernels };
 }
 
@@ -343,7 +444,7 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
 export function disableNativeKernels(backend?: string): void {
   for (const b of [...added]) {
     if (backend !== undefined && b !== backend) continue;
-    tf.unregisterKernel(FILTER_GRAD_KERNEL, b);
+    for (const k of OWN_KERNELS) tf.unregisterKernel(k, b);
     added.delete(b);
   }
   for (const [key, config] of originals) {

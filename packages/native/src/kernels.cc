@@ -6,6 +6,7 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -446,6 +447,313 @@ napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// GroupNorm with a per-channel or per-sample affine and an optional SiLU, NHWC as [N, P, C]
+// (P = H·W): y = act((x − μ)·rstd·γ + β), μ and rstd = 1/√(σ² + ε) per sample and group of C/G
+// channels. Each sample is a contiguous P×C block, so every pass runs along C (vectorised) with
+// per-channel accumulators that are folded into groups afterwards. Samples are split over threads.
+// ---------------------------------------------------------------------------------------------
+struct GnGeom {
+  const float* x;
+  const float* dy;
+  const float* gamma;
+  const float* beta;
+  float* y;
+  float* dx;
+  float* dgamma;
+  float* dbeta;
+  int64_t n, p, c, groups;
+  bool gamma_per_sample, beta_per_sample, silu;
+  float eps;
+};
+
+// exp(x) for float: Cody–Waite range reduction and Cephes' degree-5 polynomial (≈1 ulp), written
+// without calls so that the loops around it vectorise. Rounds with the 1.5·2²³ trick (no floor).
+inline float exp_approx(float x) {
+  x = std::min(88.3762626647949f, std::max(-87.3365478515625f, x));
+  const float magic = 12582912.0f;
+  const float fx = (x * 1.44269504088896341f + magic) - magic;
+  float r = x - fx * 0.693359375f;
+  r = r - fx * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  const int32_t bits = ((int32_t)fx + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+
+inline float sigmoid_approx(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
+
+// Per-channel mean and rstd of sample s's group statistics (two passes: the mean, then the
+// variance of the centred values, as the tfjs path does).
+void gn_channel_stats(const GnGeom& g, int64_t s, float* mean_c, float* rstd_c, std::vector<float>& acc) {
+  const int64_t P = g.p, C = g.c, cg = C / g.groups;
+  const float* xs = g.x + s * P * C;
+  const double m = (double)P * cg;
+  std::fill(acc.begin(), acc.end(), 0.0f);
+  float* __restrict a = acc.data();
+  for (int64_t q = 0; q < P; ++q) {
+    const float* __restrict row = xs + q * C;
+    for (int64_t k = 0; k < C; ++k) a[k] += row[k];
+  }
+  for (int64_t gr = 0; gr < g.groups; ++gr) {
+    double sum = 0;
+    for (int64_t k = gr * cg; k < (gr + 1) * cg; ++k) sum += a[k];
+    for (int64_t k = gr * cg; k < (gr + 1) * cg; ++k) mean_c[k] = (float)(sum / m);
+  }
+  std::fill(acc.begin(), acc.end(), 0.0f);
+  for (int64_t q = 0; q < P; ++q) {
+    const float* __restrict row = xs + q * C;
+    for (int64_t k = 0; k < C; ++k) {
+      const float d = row[k] - mean_c[k];
+      a[k] += d * d;
+    }
+  }
+  for (int64_t gr = 0; gr < g.groups; ++gr) {
+    double sum = 0;
+    for (int64_t k = gr * cg; k < (gr + 1) * cg; ++k) sum += a[k];
+    const float r = (float)(1.0 / std::sqrt(sum / m + (double)g.eps));
+    for (int64_t k = gr * cg; k < (gr + 1) * cg; ++k) rstd_c[k] = r;
+  }
+}
+
+void gn_forward_samples(const GnGeom& g, int64_t s0, int64_t s1) {
+  const int64_t P = g.p, C = g.c;
+  std::vector<float> mean(C), rstd(C), acc(C), A(C), B(C);
+  for (int64_t s = s0; s < s1; ++s) {
+    gn_channel_stats(g, s, mean.data(), rstd.data(), acc);
+    const float* gam = g.gamma + (g.gamma_per_sample ? s * C : 0);
+    const float* bet = g.beta + (g.beta_per_sample ? s * C : 0);
+    for (int64_t k = 0; k < C; ++k) {
+      A[k] = rstd[k] * gam[k];
+      B[k] = bet[k] - mean[k] * A[k];
+    }
+    const float* __restrict a = A.data();
+    const float* __restrict b = B.data();
+    for (int64_t q = 0; q < P; ++q) {
+      const float* __restrict xr = g.x + (s * P + q) * C;
+      float* __restrict yr = g.y + (s * P + q) * C;
+      if (g.silu) {
+        for (int64_t k = 0; k < C; ++k) {
+          const float z = xr[k] * a[k] + b[k];
+          yr[k] = z * sigmoid_approx(z);
+        }
+      } else {
+        for (int64_t k = 0; k < C; ++k) yr[k] = xr[k] * a[k] + b[k];
+      }
+    }
+  }
+}
+
+// Pass 1 of the backward for one sample: dz = dy·act'(z) into dz, and per channel Σ dz, Σ dz·x̂.
+// A template, so that the SiLU test is not inside the loop (which stops GCC vectorising it).
+template <bool Act>
+void gn_backward_pass1(const float* __restrict x, const float* __restrict dy, float* __restrict dz, int64_t P, int64_t C,
+                       const float* __restrict mu, const float* __restrict rs, const float* __restrict gam,
+                       const float* __restrict bet, float* __restrict db, float* __restrict dg) {
+  for (int64_t q = 0; q < P; ++q) {
+    const float* __restrict xr = x + q * C;
+    const float* __restrict dyr = dy + q * C;
+    float* __restrict dzr = dz + q * C;
+    for (int64_t k = 0; k < C; ++k) {
+      const float xh = (xr[k] - mu[k]) * rs[k];
+      float d = dyr[k];
+      if constexpr (Act) {
+        const float z = xh * gam[k] + bet[k];
+        const float sg = sigmoid_approx(z);
+        d = d * (sg * (1.0f + z * (1.0f - sg)));
+      }
+      dzr[k] = d;
+      db[k] += d;
+      dg[k] += d * xh;
+    }
+  }
+}
+
+// ∂ of y = act(x̂·γ + β), x̂ = (x − μ)·rstd, with dz = dy·act'(z):
+//   ∂β = Σ_P dz,  ∂γ = Σ_P dz·x̂  (per sample and channel),
+//   ∂x = rstd·(dz·γ − S₁/M − x̂·S₂/M),  S₁ = Σ_group dz·γ,  S₂ = Σ_group dz·γ·x̂,  M = P·C/G.
+// Pass 1 writes dz into dx and accumulates per channel; pass 2 turns dx into ∂x in place.
+void gn_backward_samples(const GnGeom& g, int64_t s0, int64_t s1) {
+  const int64_t P = g.p, C = g.c, cg = C / g.groups;
+  const float m = (float)(P * cg);
+  std::vector<float> mean(C), rstd(C), acc(C), s1c(C), s2c(C);
+  for (int64_t s = s0; s < s1; ++s) {
+    gn_channel_stats(g, s, mean.data(), rstd.data(), acc);
+    const float* gam = g.gamma + (g.gamma_per_sample ? s * C : 0);
+    const float* bet = g.beta + (g.beta_per_sample ? s * C : 0);
+    float* __restrict db = g.dbeta + s * C;
+    float* __restrict dg = g.dgamma + s * C;
+    std::fill(db, db + C, 0.0f);
+    std::fill(dg, dg + C, 0.0f);
+    const float* __restrict mu = mean.data();
+    const float* __restrict rs = rstd.data();
+    if (g.silu) gn_backward_pass1<true>(g.x + s * P * C, g.dy + s * P * C, g.dx + s * P * C, P, C, mu, rs, gam, bet, db, dg);
+    else gn_backward_pass1<false>(g.x + s * P * C, g.dy + s * P * C, g.dx + s * P * C, P, C, mu, rs, gam, bet, db, dg);
+    // S₁/M and S₂/M per group, spread to the group's channels
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      float t1 = 0, t2 = 0;
+      for (int64_t k = gr * cg; k < (gr + 1) * cg; ++k) {
+        t1 += gam[k] * db[k];
+        t2 += gam[k] * dg[k];
+      }
+      for (int64_t k = gr * cg; k < (gr + 1) * cg; ++k) {
+        s1c[k] = t1 / m;
+        s2c[k] = t2 / m;
+      }
+    }
+    const float* __restrict a1 = s1c.data();
+    const float* __restrict a2 = s2c.data();
+    for (int64_t q = 0; q < P; ++q) {
+      const float* __restrict xr = g.x + (s * P + q) * C;
+      float* __restrict dxr = g.dx + (s * P + q) * C;
+      for (int64_t k = 0; k < C; ++k) {
+        const float xh = (xr[k] - mu[k]) * rs[k];
+        dxr[k] = rs[k] * (dxr[k] * gam[k] - a1[k] - xh * a2[k]);
+      }
+    }
+  }
+}
+
+// groupNorm(x, dims [n, p, c, groups, gammaPerSample, betaPerSample, silu], eps, gamma, beta, y)
+// groupNormGrad(x, dy, dims, eps, gamma, beta, dx, dgamma [n·c], dbeta [n·c])
+bool gn_geom(napi_env env, napi_value dims, napi_value eps, const F32& x, const F32& gamma, const F32& beta, GnGeom* g, const char* name) {
+  int64_t d[7];
+  if (!get_ints(env, dims, d, 7)) {
+    throw_error(env, std::string("@diff-instruct/native: ") + name + ": bad dims array");
+    return false;
+  }
+  double e = 0;
+  napi_get_value_double(env, eps, &e);
+  g->n = d[0], g->p = d[1], g->c = d[2], g->groups = d[3];
+  g->gamma_per_sample = d[4] != 0, g->beta_per_sample = d[5] != 0, g->silu = d[6] != 0;
+  g->eps = (float)e;
+  if (g->n < 0 || g->p < 1 || g->c < 1 || g->groups < 1 || g->c % g->groups != 0 || !(e > 0)) {
+    throw_error(env, std::string("@diff-instruct/native: ") + name + ": bad sizes (C must be a multiple of the groups, eps > 0)");
+    return false;
+  }
+  if ((size_t)(g->n * g->p * g->c) > x.length || (size_t)((g->gamma_per_sample ? g->n : 1) * g->c) > gamma.length ||
+      (size_t)((g->beta_per_sample ? g->n : 1) * g->c) > beta.length) {
+    throw_error(env, std::string("@diff-instruct/native: ") + name + ": an operand is smaller than its shape says");
+    return false;
+  }
+  return true;
+}
+
+int gn_threads(const GnGeom& g) {
+  return t_worker || g.n * g.p * g.c < (1 << 16) ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, g.n));
+}
+
+napi_value GroupNorm(napi_env env, napi_callback_info info) {
+  ARGS(6)
+  F32 x, gamma, beta, y;
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[3], &gamma, "gamma") || !get_f32(env, argv[4], &beta, "beta") || !get_f32(env, argv[5], &y, "y")) return nullptr;
+  GnGeom g{};
+  if (!gn_geom(env, argv[1], argv[2], x, gamma, beta, &g, "groupNorm")) return nullptr;
+  if ((size_t)(g.n * g.p * g.c) > y.length) return throw_error(env, "@diff-instruct/native: groupNorm: y is smaller than x");
+  g.x = x.data, g.gamma = gamma.data, g.beta = beta.data, g.y = y.data;
+  split_range(g.n, gn_threads(g), [&g](int64_t s0, int64_t s1) { gn_forward_samples(g, s0, s1); });
+  return nullptr;
+}
+
+napi_value GroupNormGrad(napi_env env, napi_callback_info info) {
+  ARGS(9)
+  F32 x, dy, gamma, beta, dx, dgamma, dbeta;
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[1], &dy, "dy") || !get_f32(env, argv[4], &gamma, "gamma") ||
+      !get_f32(env, argv[5], &beta, "beta") || !get_f32(env, argv[6], &dx, "dx") || !get_f32(env, argv[7], &dgamma, "dgamma") ||
+      !get_f32(env, argv[8], &dbeta, "dbeta"))
+    return nullptr;
+  GnGeom g{};
+  if (!gn_geom(env, argv[2], argv[3], x, gamma, beta, &g, "groupNormGrad")) return nullptr;
+  const size_t total = (size_t)(g.n * g.p * g.c);
+  if (total > dy.length || total > dx.length || (size_t)(g.n * g.c) > dgamma.length || (size_t)(g.n * g.c) > dbeta.length)
+    return throw_error(env, "@diff-instruct/native: groupNormGrad: dy, dx, dgamma or dbeta is smaller than its shape says");
+  g.x = x.data, g.dy = dy.data, g.gamma = gamma.data, g.beta = beta.data, g.dx = dx.data, g.dgamma = dgamma.data, g.dbeta = dbeta.data;
+  split_range(g.n, gn_threads(g), [&g](int64_t s0, int64_t s1) { gn_backward_samples(g, s0, s1); });
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concat and split along an axis, as rows: each of `outer` rows of the output is the parts' rows
+// one after the other (part i contributes inner[i] floats per row).
+// concatRows(parts: Float32Array[], inner: number[], outer, out) / splitRows(x, inner, outer, parts)
+// ---------------------------------------------------------------------------------------------
+bool get_parts(napi_env env, napi_value arr, napi_value inner_arr, std::vector<F32>& parts, std::vector<int64_t>& inner, const char* name) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok || n == 0) {
+    throw_error(env, std::string("@diff-instruct/native: ") + name + ": expected a non-empty array of parts");
+    return false;
+  }
+  parts.resize(n);
+  inner.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e;
+    napi_get_element(env, arr, i, &e);
+    if (!get_f32(env, e, &parts[i], "each part")) return false;
+  }
+  if (!get_ints(env, inner_arr, inner.data(), n)) {
+    throw_error(env, std::string("@diff-instruct/native: ") + name + ": bad row sizes");
+    return false;
+  }
+  return true;
+}
+
+napi_value ConcatRows(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  std::vector<F32> parts;
+  std::vector<int64_t> inner;
+  if (!get_parts(env, argv[0], argv[1], parts, inner, "concatRows")) return nullptr;
+  int64_t outer = 0;
+  F32 out;
+  if (!get_int(env, argv[2], &outer) || outer < 0 || !get_f32(env, argv[3], &out, "out")) return throw_error(env, "@diff-instruct/native: concatRows: bad arguments");
+  int64_t row = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (inner[i] < 0 || (size_t)(outer * inner[i]) > parts[i].length) return throw_error(env, "@diff-instruct/native: concatRows: a part is smaller than its shape says");
+    row += inner[i];
+  }
+  if ((size_t)(outer * row) > out.length) return throw_error(env, "@diff-instruct/native: concatRows: out is smaller than its shape says");
+  for (int64_t r = 0; r < outer; ++r) {
+    float* dst = out.data + r * row;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      std::memcpy(dst, parts[i].data + r * inner[i], sizeof(float) * inner[i]);
+      dst += inner[i];
+    }
+  }
+  return nullptr;
+}
+
+napi_value SplitRows(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  F32 x;
+  if (!get_f32(env, argv[0], &x, "x")) return nullptr;
+  std::vector<F32> parts;
+  std::vector<int64_t> inner;
+  if (!get_parts(env, argv[3], argv[1], parts, inner, "splitRows")) return nullptr;
+  int64_t outer = 0;
+  if (!get_int(env, argv[2], &outer) || outer < 0) return throw_error(env, "@diff-instruct/native: splitRows: bad arguments");
+  int64_t row = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (inner[i] < 0 || (size_t)(outer * inner[i]) > parts[i].length) return throw_error(env, "@diff-instruct/native: splitRows: a part is smaller than its shape says");
+    row += inner[i];
+  }
+  if ((size_t)(outer * row) > x.length) return throw_error(env, "@diff-instruct/native: splitRows: x is smaller than its shape says");
+  for (int64_t r = 0; r < outer; ++r) {
+    const float* src = x.data + r * row;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      std::memcpy(parts[i].data + r * inner[i], src, sizeof(float) * inner[i]);
+      src += inner[i];
+    }
+  }
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   ARGS(1)
   int64_t t;
@@ -502,6 +810,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gemmBatched", nullptr, GemmBatched, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dFilterGrad", nullptr, Conv2dFilterGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNormGrad", nullptr, GroupNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"concatRows", nullptr, ConcatRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"splitRows", nullptr, SplitRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FILTER_GRAD_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
+import { FILTER_GRAD_KERNEL, GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
 
 const backend = tf.getBackend();
 const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -185,6 +185,86 @@ describe('@diff-instruct/native', () => {
     tf.dispose([x, w]);
   });
 
+  it.each([
+    ['channels (the UNet skips)', [[2, 4, 4, 3], [2, 4, 4, 5]], 3],
+    ['a middle axis, three parts', [[2, 3, 4], [2, 1, 4], [2, 2, 4]], 1],
+    ['the first axis', [[1, 6], [3, 6]], 0],
+    ['a negative axis', [[2, 3, 2], [2, 3, 1]], -1],
+  ] as const)('concat along %s, and its gradient (split), equal the backend’s own', (_name, shapes, axis) => {
+    const parts = shapes.map((sh, i) => randn([...sh], 90 + i));
+    const r = both(() => tf.concat(parts, axis));
+    expect(r.native).toEqual(r.own);
+    // the gradient of concat is a SplitV of dy
+    const dy = randn(r.shape, 99);
+    const g = both(() => tf.concat(tf.grads((...xs: tf.Tensor[]) => tf.concat(xs, axis))(parts, dy).map((t) => t.flatten())));
+    expect(g.native).toEqual(g.own);
+    tf.dispose([...parts, dy]);
+  });
+
+  it('split by sizes and by count equals the backend’s own; integer tensors fall through', () => {
+    const x = randn([3, 7, 4], 95);
+    const bySizes = both(() => tf.concat(tf.split(x, [2, 4, 1], 1).map((t) => t.flatten())));
+    expect(bySizes.native).toEqual(bySizes.own);
+    const byCount = both(() => tf.concat(tf.split(x, 2, 2).map((t) => t.flatten())));
+    expect(byCount.native).toEqual(byCount.own);
+    enableNativeKernels();
+    const ints = tf.concat([tf.tensor2d([[1, 2]], [1, 2], 'int32'), tf.tensor2d([[3]], [1, 1], 'int32')], 1);
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(ints.dataSync())).toEqual([1, 2, 3]);
+    expect(() => tf.concat([tf.zeros([2, 3]), tf.zeros([3, 3])], 1)).toThrow(/does not match the shape of the rest/);
+    tf.dispose([x, ints]);
+  });
+
+  /** GroupNorm (+ SiLU) by plain ops (tf.moments, autodiff): the reference for the native kernels. */
+  const plainGroupNorm = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, act: boolean) => {
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const xg = x.reshape([n, h * w, groups, c / groups]);
+    const { mean, variance } = tf.moments(xg, [1, 3], true);
+    const z = tf.add(tf.mul(tf.div(tf.sub(xg, mean), tf.sqrt(tf.add(variance, 1e-5))).reshape([n, h, w, c]), gamma), beta);
+    return act ? tf.mul(z, tf.sigmoid(z)) : z;
+  };
+
+  it.each([
+    ['SiLU, per-sample γ and β', true, [3, 5, 4, 8], 2, true],
+    ['no activation, per-sample γ and β', false, [3, 5, 4, 8], 4, true],
+    ['SiLU, shared γ and β, one group', true, [2, 7, 3, 6], 1, false],
+    ['SiLU, 32×32×32 (threaded)', true, [4, 32, 32, 32], 8, true],
+  ] as const)('GroupNorm kernels (%s) equal the plain ops, value and gradients', (_name, act, shape, groups, perSample) => {
+    enableNativeKernels({ threads: 2 });
+    const [n, , , c] = shape;
+    const x = tf.add(tf.mul(randn([...shape], 80), 2), 0.7);
+    const gamma = tf.add(randn([perSample ? n : 1, 1, 1, c], 81), 1);
+    const beta = randn([perSample ? n : 1, 1, 1, c], 82);
+    const dy = randn([...shape], 83);
+    const attrs = { groups, eps: 1e-5, silu: act };
+    const y = tf.engine().runKernel(GROUP_NORM_KERNEL, { x, gamma, beta }, attrs) as tf.Tensor;
+    const ref = plainGroupNorm(x, gamma, beta, groups, act);
+    expect(relErr(ref.dataSync() as Float32Array, y.dataSync() as Float32Array)).toBeLessThan(2e-6);
+    const [dx, dg, db] = tf.engine().runKernel(GROUP_NORM_GRAD_KERNEL, { x, gamma, beta, dy }, attrs) as tf.Tensor[];
+    // per-sample γ/β: autodiff gives per-sample gradients; shared: their sum over the batch
+    const [rx, rg, rb] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(plainGroupNorm(a, g, b, groups, act), dy)))([x, gamma, beta]);
+    expect(dx!.shape).toEqual([...shape]);
+    expect(dg!.shape).toEqual([n, 1, 1, c]);
+    expect(relErr(rx!.dataSync() as Float32Array, dx!.dataSync() as Float32Array)).toBeLessThan(2e-5);
+    const sumIfShared = (t: tf.Tensor) => (perSample ? t : tf.sum(t, 0, true));
+    expect(relErr(rg!.dataSync() as Float32Array, sumIfShared(dg!).dataSync() as Float32Array)).toBeLessThan(2e-5);
+    expect(relErr(rb!.dataSync() as Float32Array, sumIfShared(db!).dataSync() as Float32Array)).toBeLessThan(2e-5);
+    enableNativeKernels({ threads: 1 });
+    tf.dispose([x, gamma, beta, dy, y, ref, dx!, dg!, db!, rx!, rg!, rb!]);
+  });
+
+  it('GroupNorm kernels refuse bad shapes with a clear error', () => {
+    const x = tf.zeros([2, 3, 3, 6]);
+    const g = tf.ones([1, 1, 1, 6]);
+    expect(() => tf.engine().runKernel(GROUP_NORM_KERNEL, { x, gamma: g, beta: g }, { groups: 4, eps: 1e-5, silu: false })).toThrow(/6 channels cannot be split into 4 groups/);
+    expect(() => tf.engine().runKernel(GROUP_NORM_KERNEL, { x, gamma: tf.ones([6]), beta: g }, { groups: 2, eps: 1e-5, silu: false })).toThrow(/gamma must be \[1, 1, 1, 6\] or \[2, 1, 1, 6\], got \[6\]/);
+    expect(() => tf.engine().runKernel(GROUP_NORM_GRAD_KERNEL, { x, gamma: g, beta: g, dy: tf.zeros([2, 3, 3, 5]) }, { groups: 2, eps: 1e-5, silu: true })).toThrow(/dy \[2,3,3,5\] must have the shape of x/);
+    const addon = loadNative()!;
+    const small = new Float32Array(4);
+    expect(() => addon.groupNorm(small, [2, 9, 6, 2, 0, 0, 1], 1e-5, small, small, small)).toThrow(/smaller than/);
+    tf.dispose([x, g]);
+  });
+
   it('splits large products over threads without changing the result', () => {
     // sizes above the addon's threading threshold (3e7 flops), so that two threads really run
     const x = randn([8, 32, 32, 16], 70) as tf.Tensor4D;
@@ -193,13 +273,22 @@ describe('@diff-instruct/native', () => {
     const dy = randn([8, 32, 32, 32], 73);
     const a = randn([600, 300], 74);
     const b = randn([300, 200], 75);
-    const run = () =>
-      tf.tidy(() => [
+    const gamma = randn([8, 1, 1, 16], 76);
+    const beta = randn([1, 1, 1, 16], 77);
+    const gnAttrs = { groups: 4, eps: 1e-5, silu: true };
+    const run = () => {
+      const ts = tf.tidy(() => [
         tf.conv2d(x, w32, 1, 'same'),
         tf.conv2d(x, w24, 1, 'same'),
         tf.engine().runKernel(FILTER_GRAD_KERNEL, { x, dy }, { filterShape: [3, 3, 16, 32], strides: [1, 1], pads: [1, 1, 1, 1] }) as tf.Tensor,
         tf.matMul(a, b),
-      ].map((t) => t.dataSync() as Float32Array));
+        tf.engine().runKernel(GROUP_NORM_KERNEL, { x, gamma, beta }, gnAttrs) as tf.Tensor,
+        ...(tf.engine().runKernel(GROUP_NORM_GRAD_KERNEL, { x, gamma, beta, dy: x }, gnAttrs) as tf.Tensor[]),
+      ]);
+      const arrays = ts.map((t) => t.dataSync() as Float32Array); // read outside the tidy: it walks what it returns
+      tf.dispose(ts);
+      return arrays;
+    };
     enableNativeKernels({ threads: 1 });
     const one = run();
     enableNativeKernels({ threads: 2 });
@@ -209,7 +298,8 @@ describe('@diff-instruct/native', () => {
     expect(two[1]).toEqual(one[1]);
     expect(two[2]).toEqual(one[2]);
     expect(relErr(one[3]!, two[3]!)).toBeLessThan(1e-6);
-    tf.dispose([x, w32, w24, dy, a, b]);
+    for (let i = 4; i < 8; i++) expect(two[i]).toEqual(one[i]); // GroupNorm: samples are split, each computed alike
+    tf.dispose([x, w32, w24, dy, a, b, gamma, beta]);
   });
 
   it('checks sizes before it touches memory', () => {
