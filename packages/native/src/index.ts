@@ -198,7 +198,7 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
   return null;
 }
 
-const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV'] as const;
+const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity'] as const;
 /**
  * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
  * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
@@ -361,6 +361,18 @@ function splitV(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] 
   return outs.map((o) => o.info);
 }
 
+/**
+ * Identity (tf.clone; every tensor a custom gradient saves goes through it) shares the input's
+ * storage, as the cpu backend does, instead of copying it as wasm does. Safe: no kernel writes
+ * into its inputs, and the storage is freed when its last tensor is.
+ */
+function identity(args: KernelArgs, backendName: string): TensorInfo | null {
+  const { x } = args.inputs as { x: TensorInfo };
+  if (backendName !== 'wasm' || x.dtype === 'string') return null;
+  (args.backend as { incRef(dataId: unknown): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | TensorInfo[] | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
@@ -375,6 +387,8 @@ function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backen
       return concat(addon, s, args);
     case 'SplitV':
       return splitV(addon, s, args);
+    case 'Identity':
+      return identity(args, backendName);
   }
 }
 

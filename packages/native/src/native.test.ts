@@ -215,6 +215,26 @@ describe('@diff-instruct/native', () => {
     tf.dispose([x, ints]);
   });
 
+  it('clone shares storage instead of copying it, and frees it with its last tensor', () => {
+    enableNativeKernels();
+    const before = tf.memory();
+    const x = randn([64, 64], 96);
+    const values = Array.from(x.dataSync());
+    const y = tf.clone(x);
+    const v = tf.tidy(() => tf.variable(tf.clone(y), false));
+    // one buffer for the three (the wasm backend's own Identity copies)
+    if (backend === 'wasm') expect(tf.memory().numDataBuffers - before.numDataBuffers).toBe(1);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(values);
+    tf.tidy(() => v.assign(tf.zerosLike(v))); // a new buffer for v; y keeps its values
+    expect(Array.from(y.dataSync())).toEqual(values);
+    expect(Array.from(v.dataSync()).every((e) => e === 0)).toBe(true);
+    y.dispose();
+    v.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numDataBuffers).toBe(before.numDataBuffers);
+  });
+
   /** GroupNorm (+ SiLU) by plain ops (tf.moments, autodiff): the reference for the native kernels. */
   const plainGroupNorm = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, act: boolean) => {
     const [n, h, w, c] = x.shape as [number, number, number, number];
