@@ -49,6 +49,11 @@ export interface NativeAddon {
   /** Concat (or split) along an axis as `outer` rows; part i holds inner[i] floats of each row. */
   concatRows(parts: Float32Array[], inner: number[], outer: number, out: Float32Array): void;
   splitRows(x: Float32Array, inner: number[], outer: number, parts: Float32Array[]): void;
+  /** hyper: [lr, beta1, 1 − beta1, beta2, 1 − beta2, eps, bc1, bc2, gradient scale] */
+  adamUpdate(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, hyper: number[], pOut: Float32Array, mOut: Float32Array, vOut: Float32Array): void;
+  /** out = shadow·β + p·(1 − β); bc: [β, 1 − β] */
+  emaUpdate(shadow: Float32Array, p: Float32Array, bc: number[], out: Float32Array): void;
+  sumSquares(parts: Float32Array[]): number;
   setThreads(n: number): void;
   /** The GEMM ('openblas' or 'builtin') or the convolution ('direct' or 'im2col') to use; for tests and benchmarks. */
   setGemm(which: 'openblas' | 'builtin' | 'direct' | 'im2col'): void;
@@ -213,8 +218,19 @@ export const FILTER_GRAD_KERNEL = 'DiConv2DFilterGrad';
  */
 export const GROUP_NORM_KERNEL = 'DiGroupNorm';
 export const GROUP_NORM_GRAD_KERNEL = 'DiGroupNormGrad';
+/**
+ * Optimiser kernels for `@diff-instruct/trainer`'s Adam and EMA (one call per parameter where the
+ * tfjs ops take ~14 and 3), with the same float32 results bit for bit:
+ * - DiAdam: inputs p, m, v, g; attrs lr, beta1, beta2, eps, bc1, bc2 (bias corrections), scale
+ *   (of the gradient); returns [p, m, v] updated;
+ * - DiEma: inputs shadow, p; attr beta; returns shadow·β + p·(1 − β);
+ * - DiSumSquares: any number of inputs; returns the scalar Σ x² over all of them (gradient norms).
+ */
+export const ADAM_KERNEL = 'DiAdam';
+export const EMA_KERNEL = 'DiEma';
+export const SUM_SQUARES_KERNEL = 'DiSumSquares';
 /** The kernels that only this package provides (registered beside the overrides). */
-const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL];
+const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL];
 type KernelName = (typeof KERNELS)[number];
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
@@ -373,6 +389,40 @@ function identity(args: KernelArgs, backendName: string): TensorInfo | null {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+function sameSizeF32(kernel: string, ts: Record<string, TensorInfo>): number {
+  const sizes = Object.values(ts).map((t) => sizeOf(t.shape));
+  if (!isF32(...Object.values(ts)) || sizes.some((n) => n !== sizes[0])) {
+    throw new Error(`${kernel}: ${Object.keys(ts).join(', ')} must be float32 tensors of one size, got ${Object.entries(ts).map(([k, t]) => `${k} ${t.dtype} [${t.shape}]`).join(', ')}`);
+  }
+  return sizes[0]!;
+}
+
+function adamKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] {
+  const { p, m, v, g } = args.inputs as { p: TensorInfo; m: TensorInfo; v: TensorInfo; g: TensorInfo };
+  sameSizeF32(ADAM_KERNEL, { p, m, v, g });
+  const a = args.attrs as { lr: number; beta1: number; beta2: number; eps: number; bc1: number; bc2: number; scale: number };
+  const outs = s.outputs([p.shape, m.shape, v.shape]);
+  addon.adamUpdate(s.read(p), s.read(m), s.read(v), s.read(g), [a.lr, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.bc1, a.bc2, a.scale], outs[0]!.data, outs[1]!.data, outs[2]!.data);
+  return outs.map((o) => o.info);
+}
+
+function emaKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo {
+  const { shadow, p } = args.inputs as { shadow: TensorInfo; p: TensorInfo };
+  sameSizeF32(EMA_KERNEL, { shadow, p });
+  const { beta } = args.attrs as { beta: number };
+  const out = s.output(shadow.shape);
+  addon.emaUpdate(s.read(shadow), s.read(p), [beta, 1 - beta], out.data);
+  return out.info;
+}
+
+function sumSquaresKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo {
+  const parts = Object.values(args.inputs) as TensorInfo[];
+  if (!isF32(...parts)) throw new Error(`${SUM_SQUARES_KERNEL}: expected float32 tensors`);
+  const out = s.output([]);
+  out.data[0] = addon.sumSquares(parts.map((t) => s.read(t)));
+  return out.info;
+}
+
 function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | TensorInfo[] | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
@@ -439,6 +489,9 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       [FILTER_GRAD_KERNEL, (s, args) => filterGrad(addon, s, args)],
       [GROUP_NORM_KERNEL, (s, args) => groupNormKernel(addon, s, args)],
       [GROUP_NORM_GRAD_KERNEL, (s, args) => groupNormGradKernel(addon, s, args)],
+      [ADAM_KERNEL, (s, args) => adamKernel(addon, s, args)],
+      [EMA_KERNEL, (s, args) => emaKernel(addon, s, args)],
+      [SUM_SQUARES_KERNEL, (s, args) => sumSquaresKernel(addon, s, args)],
     ];
     for (const [kernelName, run] of own) {
       if (tf.getKernel(kernelName, backendName) !== undefined) tf.unregisterKernel(kernelName, backendName);

@@ -754,6 +754,95 @@ napi_value SplitRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Optimiser updates, one call per parameter instead of ~14 tfjs kernels. Float32 arithmetic in the
+// order of the tfjs ops they replace, with no fused multiply-adds, so that the results are the
+// same bits: a run resumed on either path continues exactly.
+// ---------------------------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+// adamUpdate(p, m, v, g, [lr, beta1, 1 − beta1, beta2, 1 − beta2, eps, bc1, bc2, scale], pOut, mOut, vOut):
+//   g ← g·scale (when scale ≠ 1); m ← m·β1 + g·(1 − β1); v ← v·β2 + g²·(1 − β2);
+//   p ← p − ((m / bc1) / (√(v / bc2) + ε))·lr
+void adam_range(const float* __restrict p, const float* __restrict m, const float* __restrict v, const float* __restrict g,
+                const float* h, bool scaled, float* __restrict po, float* __restrict mo, float* __restrict vo, int64_t i0, int64_t i1) {
+  const float lr = h[0], b1 = h[1], c1 = h[2], b2 = h[3], c2 = h[4], eps = h[5], bc1 = h[6], bc2 = h[7], sc = h[8];
+  for (int64_t i = i0; i < i1; ++i) {
+    const float gi = scaled ? g[i] * sc : g[i];
+    const float mi = m[i] * b1 + gi * c1;
+    const float vi = v[i] * b2 + (gi * gi) * c2;
+    const float step = (mi / bc1) / (std::sqrt(vi / bc2) + eps);
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] - step * lr;
+  }
+}
+
+// emaUpdate(shadow, p, [beta, 1 − beta], out): out = shadow·β + p·(1 − β)
+void ema_range(const float* __restrict s, const float* __restrict p, float b, float c, float* __restrict o, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) o[i] = s[i] * b + p[i] * c;
+}
+
+#pragma GCC pop_options
+
+napi_value AdamUpdate(napi_env env, napi_callback_info info) {
+  ARGS(8)
+  F32 p, m, v, g, po, mo, vo;
+  if (!get_f32(env, argv[0], &p, "p") || !get_f32(env, argv[1], &m, "m") || !get_f32(env, argv[2], &v, "v") || !get_f32(env, argv[3], &g, "g") ||
+      !get_f32(env, argv[5], &po, "pOut") || !get_f32(env, argv[6], &mo, "mOut") || !get_f32(env, argv[7], &vo, "vOut"))
+    return nullptr;
+  float h[9];
+  for (uint32_t i = 0; i < 9; ++i) {
+    napi_value e;
+    double d = 0;
+    if (napi_get_element(env, argv[4], i, &e) != napi_ok || napi_get_value_double(env, e, &d) != napi_ok)
+      return throw_error(env, "@diff-instruct/native: adamUpdate: expected 9 hyper-parameters");
+    h[i] = (float)d;
+  }
+  const size_t n = p.length;
+  if (m.length != n || v.length != n || g.length != n || po.length < n || mo.length < n || vo.length < n)
+    return throw_error(env, "@diff-instruct/native: adamUpdate: p, m, v, g and the outputs must have the same size");
+  const bool scaled = h[8] != 1.0f;
+  adam_range(p.data, m.data, v.data, g.data, h, scaled, po.data, mo.data, vo.data, 0, (int64_t)n);
+  return nullptr;
+}
+
+napi_value EmaUpdate(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  F32 sh, p, out;
+  if (!get_f32(env, argv[0], &sh, "shadow") || !get_f32(env, argv[1], &p, "p") || !get_f32(env, argv[3], &out, "out")) return nullptr;
+  double bc[2];
+  for (uint32_t i = 0; i < 2; ++i) {
+    napi_value e;
+    if (napi_get_element(env, argv[2], i, &e) != napi_ok || napi_get_value_double(env, e, &bc[i]) != napi_ok)
+      return throw_error(env, "@diff-instruct/native: emaUpdate: expected [beta, 1 - beta]");
+  }
+  if (p.length != sh.length || out.length < sh.length) return throw_error(env, "@diff-instruct/native: emaUpdate: shadow, p and out must have the same size");
+  ema_range(sh.data, p.data, (float)bc[0], (float)bc[1], out.data, 0, (int64_t)sh.length);
+  return nullptr;
+}
+
+// sumSquares(parts: Float32Array[]): Σ over every part of x², accumulated in double.
+napi_value SumSquares(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  uint32_t n = 0;
+  if (napi_get_array_length(env, argv[0], &n) != napi_ok) return throw_error(env, "@diff-instruct/native: sumSquares: expected an array");
+  double total = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e;
+    F32 x;
+    napi_get_element(env, argv[0], i, &e);
+    if (!get_f32(env, e, &x, "each part")) return nullptr;
+    double acc = 0;
+    for (size_t j = 0; j < x.length; ++j) acc += (double)x.data[j] * x.data[j];
+    total += acc;
+  }
+  napi_value r;
+  napi_create_double(env, total, &r);
+  return r;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   ARGS(1)
   int64_t t;
@@ -814,6 +903,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"groupNormGrad", nullptr, GroupNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"concatRows", nullptr, ConcatRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"splitRows", nullptr, SplitRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

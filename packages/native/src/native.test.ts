@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FILTER_GRAD_KERNEL, GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
+import { ADAM_KERNEL, FILTER_GRAD_KERNEL, GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
 
 const backend = tf.getBackend();
 const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -282,6 +282,8 @@ describe('@diff-instruct/native', () => {
     const addon = loadNative()!;
     const small = new Float32Array(4);
     expect(() => addon.groupNorm(small, [2, 9, 6, 2, 0, 0, 1], 1e-5, small, small, small)).toThrow(/smaller than/);
+    const attrs = { lr: 1, beta1: 0, beta2: 0.99, eps: 1e-8, bc1: 1, bc2: 1, scale: 1 };
+    expect(() => tf.engine().runKernel(ADAM_KERNEL, { p: g, m: g, v: g, g: x }, attrs)).toThrow(/DiAdam: p, m, v, g must be float32 tensors of one size, got .* g float32 \[2,3,3,6\]/);
     tf.dispose([x, g]);
   });
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
+import { ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, hasKernel, sumOfSquares } from './fused.js';
 
 describe('Adam', () => {
   it('matches the update rule computed by hand over three steps', () => {
@@ -77,5 +78,48 @@ describe('optimiser state', () => {
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
     p.dispose();
+  });
+});
+
+describe('the fused optimiser kernels (@diff-instruct/native)', () => {
+  /** Runs f with the named kernels unregistered (the composed tfjs ops), then re-registers them. */
+  function composed<T>(names: string[], f: () => T): T {
+    const saved = names.map((n) => tf.getKernel(n, tf.getBackend())!);
+    for (const n of names) tf.unregisterKernel(n, tf.getBackend());
+    try {
+      return f();
+    } finally {
+      for (const k of saved) tf.registerKernel(k);
+    }
+  }
+
+  it('Adam (with gradient clipping) and the EMA give the same bits as the composed ops', () => {
+    // the test setup enables the native kernels unless DI_TEST_NATIVE=0
+    expect(hasKernel(ADAM_KERNEL) && hasKernel(EMA_KERNEL) && hasKernel(SUM_SQUARES_KERNEL)).toBe(process.env.DI_TEST_NATIVE !== '0');
+    if (!hasKernel(ADAM_KERNEL)) return;
+    const run = () => {
+      const p = { a: tf.variable(tf.randomNormal([7, 5], 0, 1, 'float32', 1)), b: tf.variable(tf.randomNormal([3], 0, 1, 'float32', 2)) };
+      const opt = new Adam(p, { lr: 3e-3, beta1: 0.9, beta2: 0.99, clipNorm: 0.5 });
+      const ema = new Ema(p, 3);
+      for (let t = 0; t < 6; t++) {
+        const g = { a: tf.randomNormal([7, 5], 0, 1, 'float32', 10 + t), b: tf.randomNormal([3], 0, 2, 'float32', 20 + t) };
+        opt.apply(g);
+        ema.update();
+        tf.dispose(Object.values(g));
+      }
+      const out = [...Object.values(p), ...Object.values(opt.m), ...Object.values(opt.v), ...Object.values(ema.shadow)].map((v) => Array.from(v.dataSync()));
+      opt.dispose();
+      ema.dispose();
+      tf.dispose(Object.values(p));
+      return out;
+    };
+    const fused = run();
+    const plain = composed([ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL], run);
+    expect(fused).toEqual(plain);
+    const gs = [tf.randomNormal([100], 0, 1, 'float32', 3), tf.randomNormal([4, 4], 0, 1, 'float32', 4)];
+    const a = sumOfSquares(gs);
+    const b = composed([SUM_SQUARES_KERNEL], () => sumOfSquares(gs));
+    expect(Math.abs(a - b) / b).toBeLessThan(1e-6);
+    tf.dispose(gs);
   });
 });

@@ -15,6 +15,7 @@ import { Adam } from './adam.js';
 import { oneHot, randomLabels } from './batch.js';
 import { resumeTraining, saveTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
+import { sumOfSquares } from './fused.js';
 import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
 
@@ -191,9 +192,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
         }
         // Step 2: update θ with the IKL gradient (3.2).
         const { value, grads } = generatorGrads(draw(c.batchSize, rng));
-        const gradNorm = Math.sqrt(
-          tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!,
-        );
+        const gradNorm = Math.sqrt(sumOfSquares(Object.values(grads)));
         optG.apply(byName(generator.params, grads));
         ema.update();
         return { fakeLoss, generatorSurrogate: value.dataSync()[0]!, generatorGradNorm: gradNorm };

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
+import { EMA_KERNEL, hasKernel } from './fused.js';
+
 /**
  * Exponential moving average of a set of parameters, θ_ema ← β θ_ema + (1 − β) θ, as in EDM's
  * training loop. β comes from a half-life in steps: β = 0.5^(1/halfLife), so that a parameter's
@@ -19,10 +21,12 @@ export class Ema {
   }
 
   update(): void {
+    const fused = hasKernel(EMA_KERNEL);
     tf.tidy(() => {
       for (const [name, p] of Object.entries(this.params)) {
         const s = this.shadow[name]!;
-        s.assign(tf.add(tf.mul(s, this.beta), tf.mul(p, 1 - this.beta)));
+        if (fused) s.assign(tf.engine().runKernel(EMA_KERNEL, { shadow: s, p }, { beta: this.beta }) as tf.Tensor);
+        else s.assign(tf.add(tf.mul(s, this.beta), tf.mul(p, 1 - this.beta)));
       }
     });
   }
