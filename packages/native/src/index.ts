@@ -54,6 +54,9 @@ export interface NativeAddon {
   /** out = shadow·β + p·(1 − β); bc: [β, 1 − β] */
   emaUpdate(shadow: Float32Array, p: Float32Array, bc: number[], out: Float32Array): void;
   sumSquares(parts: Float32Array[]): number;
+  transpose4(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
+  reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
+  upsample2x(x: Float32Array, shape: number[], out: Float32Array): void;
   setThreads(n: number): void;
   /** The GEMM ('openblas' or 'builtin') or the convolution ('direct' or 'im2col') to use; for tests and benchmarks. */
   setGemm(which: 'openblas' | 'builtin' | 'direct' | 'im2col'): void;
@@ -203,7 +206,7 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
   return null;
 }
 
-const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity'] as const;
+const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Transpose', 'Reverse', 'ResizeNearestNeighbor'] as const;
 /**
  * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
  * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
@@ -423,6 +426,46 @@ function sumSquaresKernel(addon: NativeAddon, s: Storage, args: KernelArgs): Ten
   return out.info;
 }
 
+/** A shape of rank ≤ 4 padded with leading 1s to rank 4, or null for higher ranks. */
+const pad4 = (shape: number[]): number[] | null => (shape.length > 4 ? null : [...new Array<number>(4 - shape.length).fill(1), ...shape]);
+
+function transpose(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo | null {
+  const { x } = args.inputs as { x: TensorInfo };
+  const { perm } = args.attrs as { perm: number[] };
+  const shape = pad4(x.shape);
+  if (!isF32(x) || shape === null || perm.length !== x.shape.length || sizeOf(x.shape) === 0) return null;
+  const lead = 4 - x.shape.length;
+  const perm4 = [...Array.from({ length: lead }, (_, i) => i), ...perm.map((p) => p + lead)];
+  const out = s.output(perm.map((p) => x.shape[p]!));
+  addon.transpose4(s.read(x), shape, perm4, out.data);
+  return out.info;
+}
+
+function reverse(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo | null {
+  const { x } = args.inputs as { x: TensorInfo };
+  const shape = pad4(x.shape);
+  if (!isF32(x) || shape === null || sizeOf(x.shape) === 0) return null;
+  const axes = tf.util.parseAxisParam((args.attrs as { dims: number | number[] }).dims, x.shape);
+  const lead = 4 - x.shape.length;
+  const flip = [0, 1, 2, 3].map((k) => (axes.includes(k - lead) ? 1 : 0));
+  const out = s.output(x.shape);
+  addon.reverse4(s.read(x), shape, flip, out.data);
+  return out.info;
+}
+
+/** Nearest-neighbour resize by exactly 2× (the UNets' upsampling); other resizes fall through. */
+function resizeNearest(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo | null {
+  const { images } = args.inputs as { images: TensorInfo };
+  const { size, alignCorners } = args.attrs as { size: [number, number]; alignCorners: boolean };
+  if (!isF32(images) || images.shape.length !== 4 || alignCorners || sizeOf(images.shape) === 0) return null;
+  const [n, h, w, c] = images.shape as [number, number, number, number];
+  // with half-pixel centres or without, output pixel i reads input pixel ⌊i/2⌋ at exactly 2×
+  if (size[0] !== 2 * h || size[1] !== 2 * w) return null;
+  const out = s.output([n, 2 * h, 2 * w, c]);
+  addon.upsample2x(s.read(images), [n, h, w, c], out.data);
+  return out.info;
+}
+
 function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | TensorInfo[] | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
@@ -439,6 +482,12 @@ function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backen
       return splitV(addon, s, args);
     case 'Identity':
       return identity(args, backendName);
+    case 'Transpose':
+      return transpose(addon, s, args);
+    case 'Reverse':
+      return reverse(addon, s, args);
+    case 'ResizeNearestNeighbor':
+      return resizeNearest(addon, s, args);
   }
 }
 
@@ -456,7 +505,8 @@ export interface EnableResult extends NativeStatus {
 }
 
 /**
- * Routes the backend's matMul, convolution, concat and split kernels through the native addon. Returns what it
+ * Routes the backend's matMul, convolution and data-movement kernels (concat, split, transpose,
+ * reverse, 2× nearest resize, identity) through the native addon. Returns what it
  * did: `enabled: false` with a `reason` when the addon is missing, DI_NATIVE=0 is set, or the
  * backend is not one it can serve (tfjs-node has its own native kernels). Calling it again is
  * harmless; {@link disableNativeKernels} restores the backend's own kernels.

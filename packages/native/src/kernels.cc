@@ -843,6 +843,83 @@ napi_value SumSquares(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Data movement: transpose and reverse of tensors of rank ≤ 4 (shapes padded with leading 1s), and
+// 2× nearest-neighbour upsampling. The wasm backend runs these in scalar loops.
+// transpose4(x, shape[4], perm[4], out)  reverse4(x, shape[4], flip[4], out)  upsample2x(x, [n, h, w, c], out)
+// ---------------------------------------------------------------------------------------------
+napi_value Transpose4(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  F32 x, out;
+  int64_t sh[4], perm[4];
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[3], &out, "out")) return nullptr;
+  if (!get_ints(env, argv[1], sh, 4) || !get_ints(env, argv[2], perm, 4)) return throw_error(env, "@diff-instruct/native: transpose4: bad shape or perm");
+  bool seen[4] = {false, false, false, false};
+  for (int k = 0; k < 4; ++k) {
+    if (sh[k] < 0 || perm[k] < 0 || perm[k] > 3 || seen[perm[k]]) return throw_error(env, "@diff-instruct/native: transpose4: perm must be a permutation of 0..3");
+    seen[perm[k]] = true;
+  }
+  const int64_t total = sh[0] * sh[1] * sh[2] * sh[3];
+  if ((size_t)total > x.length || (size_t)total > out.length) return throw_error(env, "@diff-instruct/native: transpose4: x or out is smaller than its shape says");
+  const int64_t stride[4] = {sh[1] * sh[2] * sh[3], sh[2] * sh[3], sh[3], 1};
+  const int64_t o[4] = {sh[perm[0]], sh[perm[1]], sh[perm[2]], sh[perm[3]]};
+  const int64_t s0 = stride[perm[0]], s1 = stride[perm[1]], s2 = stride[perm[2]], s3 = stride[perm[3]];
+  float* dst = out.data;
+  for (int64_t a = 0; a < o[0]; ++a)
+    for (int64_t b = 0; b < o[1]; ++b)
+      for (int64_t c = 0; c < o[2]; ++c) {
+        const float* src = x.data + a * s0 + b * s1 + c * s2;
+        if (s3 == 1) std::memcpy(dst, src, sizeof(float) * o[3]);
+        else for (int64_t d = 0; d < o[3]; ++d) dst[d] = src[d * s3];
+        dst += o[3];
+      }
+  return nullptr;
+}
+
+napi_value Reverse4(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  F32 x, out;
+  int64_t sh[4], flip[4];
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[3], &out, "out")) return nullptr;
+  if (!get_ints(env, argv[1], sh, 4) || !get_ints(env, argv[2], flip, 4)) return throw_error(env, "@diff-instruct/native: reverse4: bad shape or axes");
+  for (int k = 0; k < 4; ++k)
+    if (sh[k] < 0) return throw_error(env, "@diff-instruct/native: reverse4: bad shape");
+  const int64_t total = sh[0] * sh[1] * sh[2] * sh[3];
+  if ((size_t)total > x.length || (size_t)total > out.length) return throw_error(env, "@diff-instruct/native: reverse4: x or out is smaller than its shape says");
+  float* dst = out.data;
+  for (int64_t a = 0; a < sh[0]; ++a)
+    for (int64_t b = 0; b < sh[1]; ++b)
+      for (int64_t c = 0; c < sh[2]; ++c) {
+        const int64_t ia = flip[0] ? sh[0] - 1 - a : a, ib = flip[1] ? sh[1] - 1 - b : b, ic = flip[2] ? sh[2] - 1 - c : c;
+        const float* src = x.data + ((ia * sh[1] + ib) * sh[2] + ic) * sh[3];
+        if (flip[3]) for (int64_t d = 0; d < sh[3]; ++d) dst[d] = src[sh[3] - 1 - d];
+        else std::memcpy(dst, src, sizeof(float) * sh[3]);
+        dst += sh[3];
+      }
+  return nullptr;
+}
+
+napi_value Upsample2x(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  F32 x, out;
+  int64_t sh[4];
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &out, "out")) return nullptr;
+  if (!get_ints(env, argv[1], sh, 4)) return throw_error(env, "@diff-instruct/native: upsample2x: bad shape");
+  const int64_t n = sh[0], h = sh[1], w = sh[2], c = sh[3];
+  if (n < 0 || h < 0 || w < 0 || c < 0 || (size_t)(n * h * w * c) > x.length || (size_t)(n * 4 * h * w * c) > out.length)
+    return throw_error(env, "@diff-instruct/native: upsample2x: x or out is smaller than its shape says");
+  for (int64_t i = 0; i < n * h; ++i) {  // each input row becomes two output rows
+    const float* src = x.data + i * w * c;
+    float* row = out.data + i * 4 * w * c;
+    for (int64_t j = 0; j < w; ++j) {
+      std::memcpy(row + (2 * j) * c, src + j * c, sizeof(float) * c);
+      std::memcpy(row + (2 * j + 1) * c, src + j * c, sizeof(float) * c);
+    }
+    std::memcpy(row + 2 * w * c, row, sizeof(float) * 2 * w * c);
+  }
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   ARGS(1)
   int64_t t;
@@ -906,6 +983,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"transpose4", nullptr, Transpose4, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reverse4", nullptr, Reverse4, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

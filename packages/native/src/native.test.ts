@@ -215,6 +215,32 @@ describe('@diff-instruct/native', () => {
     tf.dispose([x, ints]);
   });
 
+  it('transpose, reverse and 2× nearest resize equal the backend’s own, at every rank up to 4', () => {
+    const x4 = randn([2, 3, 4, 5], 97);
+    const x3 = randn([3, 4, 6], 98);
+    const x2 = randn([7, 5], 99);
+    const cases: [string, () => tf.Tensor][] = [
+      ['transpose 4-D (0,3,1,2)', () => tf.transpose(x4, [0, 3, 1, 2])],
+      ['transpose 4-D (3,2,1,0)', () => tf.transpose(x4, [3, 2, 1, 0])],
+      ['transpose 4-D, last axis kept', () => tf.transpose(x4, [1, 0, 2, 3])],
+      ['transpose 3-D (0,2,1)', () => tf.transpose(x3, [0, 2, 1])],
+      ['transpose 2-D', () => tf.transpose(x2)],
+      ['reverse 4-D axes 0,1 (a filter flip)', () => tf.reverse(x4, [0, 1])],
+      ['reverse 4-D last axis', () => tf.reverse(x4, 3)],
+      ['reverse 3-D, negative axis', () => tf.reverse(x3, -2)],
+      ['reverse 2-D all axes', () => tf.reverse(x2)],
+      ['resize 2×', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [6, 8])],
+      ['resize 2×, half-pixel centres', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [6, 8], false, true)],
+      ['resize 3× (falls through)', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [9, 12])],
+      ['resize 2×, aligned corners (falls through)', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [6, 8], true)],
+    ];
+    for (const [name, f] of cases) {
+      const r = both(f);
+      expect(r.native, name).toEqual(r.own);
+    }
+    tf.dispose([x4, x3, x2]);
+  });
+
   it('clone shares storage instead of copying it, and frees it with its last tensor', () => {
     enableNativeKernels();
     const before = tf.memory();
