@@ -3,8 +3,8 @@
  *
  * - ms per Diff-Instruct iteration (fake-score DSM step + generator step), batch 512, MLP 3×256;
  * - ms per teacher DSM step, same network and batch;
- * - the number of tfjs tensors alive after 1,000 Diff-Instruct iterations (must equal the count
- *   after the first one: no leaks).
+ * - the number of tfjs tensors alive after 10,000 Diff-Instruct iterations at batch 64 (must equal
+ *   the count after step 10: no leaks).
  *
  * - for the MNIST UNet preset (mnist-tiny, 32×32×1, batch 32): ms per teacher step, ms per
  *   Diff-Instruct iteration, and images/s of one-step sampling against the 35-NFE Heun teacher;
@@ -16,7 +16,7 @@
  * the same run: `pytorchMs` on every core, `pytorch1ThreadMs`, and `ratio` = ours / PyTorch (all
  * cores); and `peakRssMiB` of this process.
  *
- * BENCH_STEPS (default 1000) sets the length of the leak run; BENCH_BACKEND picks the backend;
+ * BENCH_STEPS (default 10000) sets the length of the leak run; BENCH_BACKEND picks the backend;
  * BENCH_ONLY=toy|mnist|profile runs one group; BENCH_PYTORCH=0 skips the reference.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -30,7 +30,9 @@ import { matMulPeakGflops, profileKernels } from './profile.js';
 import { peakRssMiB, pytorchBoth } from './pytorch.js';
 
 const backend = await selectBackend(process.env.BENCH_BACKEND);
-const leakSteps = Number(process.env.BENCH_STEPS ?? 1000);
+const leakSteps = Number(process.env.BENCH_STEPS ?? 10000);
+/** The leak run's batch: small, so that 10,000 steps take a couple of minutes (leaks do not depend on it). */
+const leakBatch = 64;
 const batch = 512;
 const rows: Record<string, unknown>[] = [];
 const net = { kind: 'mlp' as const, dim: 2, hidden: [256, 256, 256], embedDim: 64, numClasses: 0 };
@@ -79,16 +81,20 @@ rows.push({ name: 'diff-instruct-iteration', ms: diMs, ...versus(diMs, toyTorch,
 
 // Tensor hygiene over a long run: tensors alive after step 10 and after step `leakSteps`.
 const counts: number[] = [];
+const bytes: number[] = [];
 const g = tweedieGenerator(teacher, 2.5);
 const t0 = performance.now();
 await diffInstruct({
   teacher,
   generator: g,
-  config: { ...DIFF_INSTRUCT_DEFAULTS, steps: leakSteps, batchSize: batch, checkpointEvery: leakSteps + 1 },
+  config: { ...DIFF_INSTRUCT_DEFAULTS, steps: leakSteps, batchSize: leakBatch, checkpointEvery: leakSteps + 1 },
   rng: new Rng(4),
   onProgress: (e) => {
-    if (e.step === 10 || e.step === leakSteps) counts.push(tf.memory().numTensors);
-    if (e.step % 100 === 0) process.stderr.write(`leak run: ${e.step}/${leakSteps}, ${tf.memory().numTensors} tensors\n`);
+    if (e.step === 10 || e.step === leakSteps) {
+      counts.push(tf.memory().numTensors);
+      bytes.push(tf.memory().numBytes);
+    }
+    if (e.step % 1000 === 0) process.stderr.write(`leak run: ${e.step}/${leakSteps}, ${tf.memory().numTensors} tensors\n`);
   },
 });
 rows.push({
@@ -97,7 +103,9 @@ rows.push({
   steps: leakSteps,
   tensorsAfterStep10: counts[0],
   tensorsAfterLastStep: counts[1],
-  batch,
+  tensorBytesAfterStep10: bytes[0],
+  tensorBytesAfterLastStep: bytes[1],
+  batch: leakBatch,
   backend,
 });
 }
