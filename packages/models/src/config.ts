@@ -1,3 +1,5 @@
+import { type StyleGan2GeneratorConfig, validateStyleGan2Generator } from './stylegan2.js';
+
 /**
  * Model configurations: plain JSON data. A config is stored in every weight file, so a file
  * describes itself and `loadDenoiser(path)` / `loadGenerator(path)` need nothing else.
@@ -87,7 +89,7 @@ export interface LenetConfig {
 }
 
 export type DenoiserConfig = EdmDenoiserConfig;
-export type GeneratorConfig = MlpGeneratorConfig | TweedieGeneratorConfig;
+export type GeneratorConfig = MlpGeneratorConfig | TweedieGeneratorConfig | StyleGan2GeneratorConfig;
 export type ClassifierConfig = LenetConfig;
 export type ModelConfig = DenoiserConfig | GeneratorConfig | ClassifierConfig;
 export type ModelRole = 'denoiser' | 'generator' | 'classifier';
@@ -185,7 +187,10 @@ export function validateGeneratorConfig(config: unknown, where = 'generator conf
   } else if (c.kind === 'tweedie') {
     check(typeof c.sigmaStar === 'number' && c.sigmaStar > 0, where, `sigmaStar must be > 0, got ${JSON.stringify(c.sigmaStar)}`);
     validateDenoiserConfig(c.denoiser, `${where} (denoiser)`);
+  } else if (c.kind === 'stylegan2') {
+    check(Array.isArray(c.channelsAt), where, `channelsAt must be a list, got ${JSON.stringify(c.channelsAt)}`);
+    validateStyleGan2Generator(c as unknown as StyleGan2GeneratorConfig, `invalid ${where}`);
   } else {
-    check(false, where, `unknown generator kind ${JSON.stringify(c.kind)} (expected 'mlp-generator' or 'tweedie')`);
+    check(false, where, `unknown generator kind ${JSON.stringify(c.kind)} (expected 'mlp-generator', 'tweedie' or 'stylegan2')`);
   }
 }

@@ -22,7 +22,20 @@ export { type Params, type Init, cloneParams, copyParams, countParams, disposeMo
 export { noiseFeatures, initMlpScore, mlpScore, initMlpGenerator, mlpGenerator } from './mlp.js';
 export { initUnet, unetScore, groupsFor } from './unet.js';
 export { type ClassifierModel, initLenet, lenet, createClassifier, initClassifier, classifierFromParams } from './lenet.js';
-export { UNET_PRESETS, type UnetPreset, unetPreset, paramCountOf, describeModel } from './presets.js';
+export { UNET_PRESETS, type UnetPreset, unetPreset, STYLEGAN2_PRESETS, type StyleGan2Preset, stylegan2Preset, paramCountOf, describeModel } from './presets.js';
+export {
+  type StyleGan2GeneratorConfig,
+  type StyleGan2DiscriminatorConfig,
+  initStyleGan2Generator,
+  stylegan2Generator,
+  stylegan2LatentSize,
+  initStyleGan2Discriminator,
+  stylegan2Discriminator,
+  validateStyleGan2Generator,
+  validateStyleGan2Discriminator,
+  minibatchStd,
+  modulatedConv,
+} from './stylegan2.js';
 export {
   type DenoiserModel,
   type GeneratorModel,

@@ -14,6 +14,7 @@ import { type ClassifierModel, classifierFromParams } from './lenet.js';
 import { initMlpGenerator, initMlpScore, mlpGenerator, mlpScore } from './mlp.js';
 import { type Init, type Params, cloneParams } from './params.js';
 import { edmPrecond } from './precond.js';
+import { initStyleGan2Generator, stylegan2Generator, stylegan2LatentSize } from './stylegan2.js';
 import { initUnet, unetScore } from './unet.js';
 
 /** A denoiser network: plain data (config, params) and the denoiser closure over them. */
@@ -84,6 +85,17 @@ export function generatorFromParams(config: GeneratorConfig, params: Params): Ge
       generate: g,
     };
   }
+  if (config.kind === 'stylegan2') {
+    const g = stylegan2Generator(config, params, GEN);
+    return {
+      config,
+      params,
+      latentShape: [stylegan2LatentSize(config)],
+      outputShape: [config.resolution, config.resolution, config.channels],
+      numClasses: config.numClasses,
+      generate: (z, label) => g(z, label),
+    };
+  }
   return tweedieFromParams(config, params);
 }
 
@@ -131,7 +143,9 @@ export function initGenerator(config: GeneratorConfig, init: Init): GeneratorMod
   const params =
     config.kind === 'mlp-generator'
       ? initMlpGenerator(config, init, GEN)
-      : initDenoiserParams(config.denoiser, init, `${DENOISER}.`);
+      : config.kind === 'stylegan2'
+        ? initStyleGan2Generator(config, init, GEN)
+        : initDenoiserParams(config.denoiser, init, `${DENOISER}.`);
   return generatorFromParams(config, params);
 }
 

@@ -2,6 +2,7 @@ import { type ModelConfig, type UnetConfig, validateClassifierConfig, validateDe
 import { initClassifier } from './lenet.js';
 import { initDenoiser, initGenerator } from './model.js';
 import { countParams, disposeModel } from './params.js';
+import type { StyleGan2DiscriminatorConfig, StyleGan2GeneratorConfig } from './stylegan2.js';
 
 /**
  * UNets for 32×32 MNIST (images padded from 28×28, in [-1, 1]), sized for wasm on two cores,
@@ -40,6 +41,44 @@ export const UNET_PRESETS = {
 
 export type UnetPreset = keyof typeof UNET_PRESETS;
 
+/**
+ * A StyleGAN2 pair for 32×32 MNIST (padded), sized for two cores: a generator of 773,547
+ * parameters (StyleGAN2's mapping network halved in depth; channels 128 at 4×4 and 8×8, 64 at
+ * 16×16, 32 at 32×32) and a residual discriminator of 871,521 with the mirrored channels.
+ * Set `numClasses` (and the generator's) for a conditional pair; 0 here: unconditional.
+ */
+export const STYLEGAN2_PRESETS = {
+  'mnist-stylegan2': {
+    generator: {
+      kind: 'stylegan2',
+      resolution: 32,
+      channels: 1,
+      latentDim: 64,
+      wDim: 128,
+      mappingLayers: 4,
+      mappingLrMultiplier: 0.01,
+      channelsAt: [128, 128, 64, 32],
+      numClasses: 0,
+    },
+    discriminator: {
+      kind: 'stylegan2-discriminator',
+      resolution: 32,
+      channels: 1,
+      channelsAt: [32, 64, 128, 128],
+      mbstdGroup: 4,
+      numClasses: 0,
+      cmapDim: 128,
+    },
+  },
+} as const satisfies Record<string, { generator: StyleGan2GeneratorConfig; discriminator: StyleGan2DiscriminatorConfig }>;
+
+export type StyleGan2Preset = keyof typeof STYLEGAN2_PRESETS;
+
+/** Mutable copies of a StyleGAN2 preset's generator and discriminator configs. */
+export function stylegan2Preset(name: StyleGan2Preset): { generator: StyleGan2GeneratorConfig; discriminator: StyleGan2DiscriminatorConfig } {
+  return structuredClone(STYLEGAN2_PRESETS[name]) as unknown as { generator: StyleGan2GeneratorConfig; discriminator: StyleGan2DiscriminatorConfig };
+}
+
 /** A copy of a preset, as a mutable {@link UnetConfig} (e.g. to change `channels` or `numClasses`). */
 export function unetPreset(name: UnetPreset): UnetConfig {
   return structuredClone(UNET_PRESETS[name]) as unknown as UnetConfig;
@@ -71,6 +110,11 @@ function describeNet(net: ModelConfig): string {
       return `Tweedie generator at σ* = ${net.sigmaStar} around an ${describeNet(net.denoiser)}`;
     case 'mlp-generator':
       return `MLP generator ${net.latentDim} → [${net.hidden.join(', ')}] → ${net.outDim}${net.numClasses > 0 ? `, ${net.numClasses} classes` : ''}`;
+    case 'stylegan2':
+      return (
+        `StyleGAN2 generator ${net.resolution}×${net.resolution}×${net.channels}, z ${net.latentDim} → w ${net.wDim} (${net.mappingLayers} mapping layers), ` +
+        `channels [${net.channelsAt.join(', ')}] at 4…${net.resolution}${net.numClasses > 0 ? `, ${net.numClasses} classes` : ''}`
+      );
     case 'lenet':
       return `LeNet classifier ${net.resolution}×${net.resolution}×${net.channels}, ${net.featureDim} features, ${net.numClasses} classes`;
   }
