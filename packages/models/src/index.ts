@@ -35,6 +35,9 @@ export {
   validateStyleGan2Discriminator,
   minibatchStd,
   modulatedConv,
+  type StyleGan2Discriminator,
+  createStyleGan2Discriminator,
+  discriminatorFromParams,
 } from './stylegan2.js';
 export {
   type DenoiserModel,

@@ -297,3 +297,24 @@ export function stylegan2Discriminator(c: StyleGan2DiscriminatorConfig, params: 
       return tf.div(tf.sum(tf.mul(out, cmap), 1), Math.sqrt(c.cmapDim)) as tf.Tensor1D;
     });
 }
+
+/** A StyleGAN2 discriminator: plain data (config, params) and its logit function. */
+export interface StyleGan2Discriminator {
+  readonly config: StyleGan2DiscriminatorConfig;
+  readonly params: Params;
+  logits(x: tf.Tensor, label?: tf.Tensor2D): tf.Tensor1D;
+}
+
+/** A discriminator initialised from `init` (an Rng, or null for zeros before loading weights); params `disc.…`. */
+export function createStyleGan2Discriminator(config: StyleGan2DiscriminatorConfig, init: Init): StyleGan2Discriminator {
+  return discriminatorFromParams(config, initStyleGan2Discriminator(config, init, DISC));
+}
+
+/** A discriminator around existing parameters (named `disc.…`). */
+export function discriminatorFromParams(config: StyleGan2DiscriminatorConfig, params: Params): StyleGan2Discriminator {
+  const d = stylegan2Discriminator(config, params, DISC);
+  return { config, params, logits: (x, label) => d(x as tf.Tensor4D, label) };
+}
+
+/** Name prefix of a discriminator's params. */
+const DISC = 'disc';

@@ -31,3 +31,4 @@ export {
   type DiffInstructResult,
 } from './diffInstruct.js';
 export { trainClassifier, CLASSIFIER_DEFAULTS, type ClassifierTrainConfig, type TrainClassifierOptions } from './classifier.js';
+export { trainGan, GAN_DEFAULTS, type GanConfig, type TrainGanOptions, type TrainGanResult, type DiscriminatorModel } from './gan.js';

@@ -1,0 +1,190 @@
+import * as tf from '@tensorflow/tfjs';
+import { cloneParams, generatorFromParams, type GeneratorModel, type Params } from '@diff-instruct/models';
+import { Rng } from '@diff-instruct/sde';
+
+import { Adam } from './adam.js';
+import { drawBatch, oneHot, randomLabels, type Dataset } from './batch.js';
+import { resumeTraining, saveTrainState } from './checkpoint.js';
+import { Ema } from './ema.js';
+import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { byName } from './teacher.js';
+
+/** A discriminator: plain data (config, params) and its logit function. */
+export interface DiscriminatorModel {
+  readonly config: unknown;
+  readonly params: Params;
+  /** x [N, ...] (label one-hot [N, K]) ↦ logits [N]; differentiable twice with respect to x and params. */
+  logits(x: tf.Tensor, label?: tf.Tensor2D): tf.Tensor1D;
+}
+
+/** GAN training settings (StyleGAN2's, scaled down). Plain JSON; every default says why. */
+export interface GanConfig {
+  /** Generator updates (one discriminator update each). */
+  steps: number;
+  batchSize: number;
+  /** Adam learning rates; StyleGAN2 uses 0.0025 for both at its batch sizes. */
+  lrG: number;
+  lrD: number;
+  /** Adam β = (0, 0.99), as StyleGAN2. */
+  beta1: number;
+  beta2: number;
+  /** R1 weight γ: the penalty is γ/2·E‖∇ₓD(x)‖² on real data (StyleGAN2-ADA CIFAR-10: 0.01). */
+  r1Gamma: number;
+  /** Lazy regularisation: R1 every this many steps, scaled up by as much (StyleGAN2: 16). */
+  r1Every: number;
+  /** EMA half-life of G in steps (StyleGAN2: 10 kimg, 312 steps at batch 32). */
+  emaHalfLife: number;
+  checkpointEvery: number;
+}
+
+export const GAN_DEFAULTS: GanConfig = {
+  steps: 10000,
+  batchSize: 32,
+  lrG: 0.0025,
+  lrD: 0.0025,
+  beta1: 0,
+  beta2: 0.99,
+  r1Gamma: 0.05,
+  r1Every: 16,
+  emaHalfLife: 312,
+  checkpointEvery: 500,
+};
+
+export interface TrainGanOptions {
+  generator: GeneratorModel;
+  discriminator: DiscriminatorModel;
+  data: Dataset;
+  config: GanConfig;
+  rng: Rng;
+  statePath?: string;
+  resume?: boolean;
+  onProgress?: ProgressCallback;
+  log?: JsonlLog;
+  /** Called after each checkpoint with the step and the EMA generator (e.g. to draw a grid). */
+  onCheckpoint?: (step: number, ema: GeneratorModel) => void;
+  /** See `trainTeacher`. */
+  heapCeilingBytes?: number;
+}
+
+export interface TrainGanResult {
+  generator: GeneratorModel;
+  /** The EMA of the generator: the model to ship. */
+  ema: GeneratorModel;
+  discriminator: DiscriminatorModel;
+}
+
+const softplus = (x: tf.Tensor) => tf.softplus(x);
+
+/**
+ * Non-saturating logistic GAN training (Goodfellow et al. 2014; StyleGAN2's loss) with lazy R1
+ * regularisation of the discriminator and an EMA of the generator. Each step:
+ * 1. D: minimise E softplus(D(G(z))) + E softplus(−D(x)), plus every `r1Every` steps
+ *    r1Every·γ/2·E‖∇ₓD(x)‖² (a second-order gradient through D);
+ * 2. G: minimise E softplus(−D(G(z))).
+ * Conditional when the generator has classes: real samples carry their labels, fakes random ones.
+ */
+export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
+  const { generator: G, discriminator: D, data, config: c } = o;
+  const k = G.numClasses;
+  if (k > 0 && (!data.labels || data.numClasses !== k)) {
+    throw new Error(`trainGan: the generator has ${k} classes but the dataset has ${data.labels ? `${data.numClasses} classes` : 'no labels'}`);
+  }
+  const shape = G.outputShape.join(', ');
+  if (data.sampleShape.join(', ') !== shape) {
+    throw new Error(`trainGan: the data has samples of shape [${data.sampleShape.join(', ')}] but the generator makes [${shape}]`);
+  }
+  const optG = new Adam(G.params, { lr: c.lrG, beta1: c.beta1, beta2: c.beta2 });
+  const optD = new Adam(D.params, { lr: c.lrD, beta1: c.beta1, beta2: c.beta2 });
+  const ema = new Ema(G.params, c.emaHalfLife);
+  try {
+    const runConfig = { generator: G.config, discriminator: D.config, train: c };
+    const groups = { generator: G.params, discriminator: D.params, ema: ema.shadow, 'adamG.m': optG.m, 'adamG.v': optG.v, 'adamD.m': optD.m, 'adamD.v': optD.v };
+    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'gan', config: runConfig, groups, log: o.log });
+    const rng = resumed?.rng ?? o.rng;
+    optG.t = resumed?.optimizerSteps.generator ?? 0;
+    optD.t = resumed?.optimizerSteps.discriminator ?? 0;
+    const gVars = Object.values(G.params);
+    const dVars = Object.values(D.params);
+
+    const fakes = (n: number, r: Rng) => {
+      const z = r.normalTensor([n, ...G.latentShape]);
+      const label = k > 0 ? oneHot(randomLabels(r, n, k), k) : undefined;
+      return { z, label };
+    };
+    const reals = (n: number, r: Rng) => {
+      const { x, labels } = drawBatch(data, r, n);
+      return { x, label: k > 0 && labels ? oneHot(labels, k) : undefined };
+    };
+    // D's loss and gradient; with r1, the lazy R1 term on the same real batch
+    const dGrads = (real: ReturnType<typeof reals>, fake: ReturnType<typeof fakes>, r1: boolean) => {
+      const xf = G.generate(fake.z, fake.label); // outside the gradient scope: no gradient flows into G
+      return tf.variableGrads(() => {
+        const lossFake = tf.mean(softplus(D.logits(xf, fake.label)));
+        const lossReal = tf.mean(softplus(tf.neg(D.logits(real.x, real.label))));
+        let loss = tf.add(lossFake, lossReal);
+        if (r1) {
+          const gx = tf.grad((xx: tf.Tensor) => tf.sum(D.logits(xx, real.label)))(real.x);
+          const penalty = tf.mean(tf.sum(tf.square(gx.reshape([gx.shape[0]!, -1])), 1));
+          loss = tf.add(loss, tf.mul(penalty, (c.r1Gamma / 2) * c.r1Every));
+        }
+        return loss as tf.Scalar;
+      }, dVars);
+    };
+    const gGrads = (fake: ReturnType<typeof fakes>) =>
+      tf.variableGrads(() => tf.mean(softplus(tf.neg(D.logits(G.generate(fake.z, fake.label), fake.label)))) as tf.Scalar, gVars);
+    const emaModel = () => generatorFromParams(G.config, cloneParams(ema.shadow));
+
+    await runLoop({
+      phase: 'gan',
+      totalSteps: c.steps,
+      startStep: resumed?.step ?? 0,
+      checkpointEvery: c.checkpointEvery,
+      checkpointHint: o.statePath,
+      onProgress: o.onProgress,
+      log: o.log,
+      batchSize: c.batchSize,
+      heapCeilingBytes: o.heapCeilingBytes,
+      // Both steps at a batch size (R1 included), from their own RNG: the run's stream is untouched.
+      memoryProbe: (n) => {
+        const r = new Rng(0);
+        tf.tidy(() => {
+          dGrads(reals(n, r), fakes(n, r), c.r1Gamma > 0);
+        });
+        gGrads(fakes(n, r));
+      },
+      step: (i) => {
+        const r1 = c.r1Gamma > 0 && i % c.r1Every === 0;
+        const lossD = tf.tidy(() => {
+          const { value, grads } = dGrads(reals(c.batchSize, rng), fakes(c.batchSize, rng), r1);
+          optD.apply(byName(D.params, grads));
+          return value.dataSync()[0]!;
+        });
+        const { value, grads } = gGrads(fakes(c.batchSize, rng));
+        optG.apply(byName(G.params, grads));
+        ema.update();
+        return { lossD, lossG: value.dataSync()[0]! };
+      },
+      checkpoint: (step) => {
+        if (o.statePath) {
+          saveTrainState(o.statePath, groups, {
+            kind: 'gan',
+            step,
+            rng: rng.state(),
+            optimizerSteps: { generator: optG.t, discriminator: optD.t },
+            config: runConfig,
+          });
+        }
+        if (o.onCheckpoint) {
+          const m = emaModel();
+          o.onCheckpoint(step, m);
+          for (const v of Object.values(m.params)) v.dispose();
+        }
+      },
+    });
+    return { generator: G, ema: emaModel(), discriminator: D };
+  } finally {
+    optG.dispose();
+    optD.dispose();
+    ema.dispose();
+  }
+}
