@@ -136,7 +136,7 @@ function checkpointsDir(): string {
 }
 
 /** The committed checkpoint of a dataset, or a clear error saying how to make one. */
-function committed(dataset: string, what: 'teacher' | 'classifier', conditional: boolean): string {
+export function committed(dataset: string, what: 'teacher' | 'classifier', conditional: boolean): string {
   const root = checkpointsDir();
   const path =
     what === 'classifier'
@@ -208,7 +208,7 @@ export interface ImageMetrics {
 }
 
 /** Features and class probabilities of images, in chunks so memory stays small. */
-function classify(cls: ClassifierModel, images: Float32Array, n: number, shape: number[]): { features: Float32Array; probs: Float32Array; d: number } {
+export function classify(cls: ClassifierModel, images: Float32Array, n: number, shape: number[]): { features: Float32Array; probs: Float32Array; d: number } {
   const per = shape.reduce((a, b) => a * b, 1);
   const k = cls.config.numClasses;
   const d = cls.config.featureDim;
@@ -225,7 +225,7 @@ function classify(cls: ClassifierModel, images: Float32Array, n: number, shape: 
   return { features, probs, d };
 }
 
-function imageMetrics(cls: ClassifierModel, ref: GaussianStats, images: Float32Array, n: number, shape: number[], labels?: Int32Array): ImageMetrics {
+export function imageMetrics(cls: ClassifierModel, ref: GaussianStats, images: Float32Array, n: number, shape: number[], labels?: Int32Array): ImageMetrics {
   const { features, probs, d } = classify(cls, images, n, shape);
   const k = cls.config.numClasses;
   const preds = argmaxRows(probs, n, k);
@@ -239,7 +239,7 @@ function imageMetrics(cls: ClassifierModel, ref: GaussianStats, images: Float32A
 }
 
 /** Draws N samples from the generator with fixed latents (and labels 0..K−1 in turn when conditional). */
-function generate(gen: GeneratorModel, n: number, rng: Rng, labels?: Int32Array): Float32Array {
+export function generate(gen: GeneratorModel, n: number, rng: Rng, labels?: Int32Array): Float32Array {
   const per = gen.outputShape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n * per);
   for (let i = 0; i < n; i += 100) {

@@ -1,5 +1,6 @@
 import { UsageError } from './args.js';
 import { selectBackend } from './backend.js';
+import { runGanCommand } from './gan.js';
 import { runImages } from './images.js';
 import { runSample } from './sample.js';
 import { runClassifierCommand, runTeacherCommand } from './teacher.js';
@@ -17,6 +18,7 @@ Commands:
   teacher     train an image teacher (UNet, EDM loss) on MNIST or Fashion-MNIST
   classifier  train the LeNet behind "FID (LeNet features)"
   images      distil an image teacher into a one-step generator, with FID/IS against the teacher
+  gan         train a StyleGAN2 on MNIST or Fashion-MNIST (the GAN that gan-refine improves)
 
 With no command, runs the quick demo (about 15 minutes on 2 cores): the committed MNIST teacher
 distilled into a one-step generator, with a sample grid and the FID table against the teacher:
@@ -56,6 +58,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       teacher: runTeacherCommand,
       classifier: runClassifierCommand,
       images: runImages,
+      gan: runGanCommand,
     };
     const run = command === undefined ? undefined : commands[command];
     if (!run) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(commands).join(', ')} (see distill --help)`);
