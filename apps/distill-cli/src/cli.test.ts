@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { encodeNpy, getTarget } from '@diff-instruct/data';
+import { encodeNpy, getTarget, parseNpyArray } from '@diff-instruct/data';
 import { Rng } from '@diff-instruct/sde';
 
 import { main } from './main.js';
@@ -258,6 +258,12 @@ describe('distill teacher and distill classifier (images)', () => {
     expect(Number.isFinite(rep.generator.fid)).toBe(true);
     for (const f of ['generator.safetensors', 'samples.npy', 'teacher-nfe1.npy', 'report.md', 'grid.png', 'fid.png']) {
       expect(existsSync(join(dir, 'img1', f)), f).toBe(true);
+    }
+    // images in [-1, 1] (a 1-NFE sample of a barely trained teacher leaves that range unclipped)
+    for (const f of ['samples.npy', 'teacher-nfe1.npy']) {
+      const a = parseNpyArray(new Uint8Array(readFileSync(join(dir, 'img1', f))), f);
+      expect(a.shape).toEqual([10, 32, 32, 1]);
+      expect(Math.min(...a.data) >= -1 && Math.max(...a.data) <= 1, f).toBe(true);
     }
     expect(im.stderr).toMatch(/teacher 1 NFE: sampled 10/);
     const again = await cli('images', ...args, '--out', join(dir, 'img2'));

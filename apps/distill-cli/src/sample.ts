@@ -7,6 +7,7 @@ import { Rng } from '@diff-instruct/sde';
 import { oneHot } from '@diff-instruct/trainer';
 
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { clipImages } from './images.js';
 import type { Io } from './toy.js';
 
 export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
@@ -59,6 +60,7 @@ export async function runSample(argv: readonly string[], io: Io): Promise<number
   }
   const x = tf.tidy(() => gen.generate(new Rng(Number(flags.seed ?? 0)).normalTensor([n, ...gen.latentShape]), label));
   const data = x.dataSync() as Float32Array;
+  if (gen.outputShape.length === 3) clipImages(data); // images in [-1, 1], as distill images writes them
   const dim = data.length / n;
   const [h, w, ch] = gen.outputShape;
   if (ext === '.png' && (w === undefined || ch === undefined)) throw new UsageError('--out .png needs an image generator; write .csv or .npy');
