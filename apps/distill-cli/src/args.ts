@@ -91,3 +91,29 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
   quiet: { type: 'boolean', help: 'no progress bar' },
   help: { type: 'boolean', help: 'show this help' },
 };
+
+/**
+ * The common start of a run command: parse the flags, answer --help, refuse positionals, resolve
+ * the config, answer --dry-run (the resolved config as JSON). Null when the command is already done.
+ */
+export function startCommand<C>(
+  argv: readonly string[],
+  spec: Record<string, FlagSpec>,
+  name: string,
+  help: string,
+  resolve: (flags: Parsed['flags']) => C,
+  stdout: (s: string) => void,
+): { c: C; flags: Parsed['flags']; resuming: boolean } | null {
+  const { positionals, flags } = parseArgs(argv, spec, name);
+  if (flags.help || positionals.includes('--help')) {
+    stdout(help);
+    return null;
+  }
+  if (positionals.length > 0) throw new UsageError(`distill ${name} takes no arguments, got "${positionals[0]}"`);
+  const c = resolve(flags);
+  if (flags.dryRun) {
+    stdout(`${JSON.stringify(c, null, 2)}\n`);
+    return null;
+  }
+  return { c, flags, resuming: flags.resume !== undefined };
+}

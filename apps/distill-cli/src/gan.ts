@@ -18,7 +18,7 @@ import {
 import { Rng } from '@diff-instruct/sde';
 import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { classify, committed, generate, imageMetrics } from './images.js';
 import { progressBar } from './progress.js';
@@ -109,18 +109,9 @@ export function resolveGanConfig(flags: Record<string, string | number | boolean
 }
 
 export async function runGanCommand(argv: readonly string[], io: Io): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, GAN_FLAGS, 'gan');
-  if (flags.help || positionals.includes('--help')) {
-    io.stdout(GAN_HELP);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`distill gan takes no arguments, got "${positionals[0]}"`);
-  const c = resolveGanConfig(flags);
-  if (flags.dryRun) {
-    io.stdout(`${JSON.stringify(c, null, 2)}\n`);
-    return 0;
-  }
-  const resuming = flags.resume !== undefined;
+  const started = startCommand(argv, GAN_FLAGS, 'gan', GAN_HELP, resolveGanConfig, io.stdout);
+  if (started === null) return 0;
+  const { c, flags, resuming } = started;
   const classifierPath = committed(c.dataset, 'classifier', false);
   const data = loadImageDataset(c.dataset, { split: 'train' });
   const test = loadImageDataset(c.dataset, { split: 'test' });

@@ -29,7 +29,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -317,18 +317,9 @@ function teacherSamples(
 }
 
 export async function runImages(argv: readonly string[], io: Io): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, IMAGES_FLAGS, 'images');
-  if (flags.help || positionals.includes('--help')) {
-    io.stdout(IMAGES_HELP);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`distill images takes no arguments, got "${positionals[0]}"`);
-  const c = resolveImagesConfig(flags);
-  if (flags.dryRun) {
-    io.stdout(`${JSON.stringify(c, null, 2)}\n`);
-    return 0;
-  }
-  const resuming = flags.resume !== undefined;
+  const started = startCommand(argv, IMAGES_FLAGS, 'images', IMAGES_HELP, resolveImagesConfig, io.stdout);
+  if (started === null) return 0;
+  const { c, flags, resuming } = started;
 
   // Validate every input before anything is written.
   const teacherPath = c.teacher ?? committed(c.dataset, 'teacher', c.conditional);

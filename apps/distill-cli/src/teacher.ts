@@ -28,7 +28,7 @@ import {
   type TeacherConfig,
 } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, parseArgs, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -170,18 +170,9 @@ function lossCurves(logPath: string, phase: string, keys: string[]): Uint8Array 
 }
 
 export async function runTeacherCommand(argv: readonly string[], io: Io): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, TEACHER_FLAGS, 'teacher');
-  if (flags.help || positionals.includes('--help')) {
-    io.stdout(TEACHER_HELP);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`distill teacher takes no arguments, got "${positionals[0]}"`);
-  const c = resolveTeacherConfig(flags);
-  if (flags.dryRun) {
-    io.stdout(`${JSON.stringify(c, null, 2)}\n`);
-    return 0;
-  }
-  const resuming = flags.resume !== undefined;
+  const started = startCommand(argv, TEACHER_FLAGS, 'teacher', TEACHER_HELP, resolveTeacherConfig, io.stdout);
+  if (started === null) return 0;
+  const { c, flags, resuming } = started;
   const data: ImageDataset = loadImageDataset(c.dataset, { split: 'train', limit: c.limit ?? undefined });
   const out = prepareOut(c.out, resuming);
   if (!resuming) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
