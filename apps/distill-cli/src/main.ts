@@ -28,7 +28,7 @@ Flags common to every command: --help, --version, --backend tensorflow|wasm|cpu.
 Examples:
   distill                           # quick demo (MNIST)
   distill toy --target ring8 --out runs/ring8   # 2-D toy, about 4 minutes
-  distill images --dataset mnist    # the full MNIST run: 2,000 steps, 2,000 samples per row
+  distill images --dataset mnist    # the full MNIST run: 1,000 steps, 2,000 samples per row
   distill sample --generator runs/demo/generator.safetensors --num-samples 64 --out grid.png
   distill toy --help
 `;
