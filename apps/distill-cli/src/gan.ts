@@ -135,7 +135,7 @@ export async function runGanCommand(argv: readonly string[], io: Io): Promise<nu
   const cols = 10;
   const gridSeed = seedFor(c.seed, 'grid-latents');
   const curveSeed = seedFor(c.seed, 'curve');
-  // the grid keeps its last 10 rows (checkpoints), read back from the log on resume
+  // the grid keeps the last 10 checkpoints of this process (a resumed run starts a new grid)
   const gridRows: { step: number; images: Float32Array }[] = [];
   const snapshot = (step: number, g: GeneratorModel) => {
     gridRows.push({ step, images: generate(g, cols, new Rng(gridSeed), labelsFor(cols)) });
