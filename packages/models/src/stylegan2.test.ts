@@ -154,7 +154,7 @@ describe('StyleGAN2 discriminator', () => {
     const params = initStyleGan2Discriminator(c, new Rng(12), 'disc');
     const x = new Rng(13).normalTensor([2, 8, 8, 1]) as tf.Tensor4D;
     const d = (ps: Params, xx: tf.Tensor) => tf.sum(stylegan2Discriminator(c, ps, 'disc')(xx as tf.Tensor4D)) as tf.Scalar;
-    expect(gradCheck((xx) => d(params, xx), [x], { eps: 1e-2, probes: 16 }).maxRelError).toBeLessThan(tol(5e-3));
+    expect(gradCheck((xx) => d(params, xx), [x], { eps: 1e-3, probes: 16 }).maxRelError).toBeLessThan(tol(1e-2));
     // R1 = ‖∇ₓ D(x)‖²: its gradient with respect to the weights goes through ∇ₓ D (second order).
     // ∇ₓ D jumps where a pre-activation crosses a leaky-ReLU kink, so the difference step is small
     // (at ±1e-2 one probe in ten crossed one, error 0.47; at ±1e-3 all were within 7e-3).

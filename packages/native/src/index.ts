@@ -223,7 +223,8 @@ export const GROUP_NORM_KERNEL = 'DiGroupNorm';
 export const GROUP_NORM_GRAD_KERNEL = 'DiGroupNormGrad';
 /**
  * Optimiser kernels for `@diff-instruct/trainer`'s Adam and EMA (one call per parameter where the
- * tfjs ops take ~14 and 3), with the same float32 results bit for bit:
+ * tfjs ops take ~14 and 3), in float32 in the order of those ops (equal to them up to rounding; on
+ * wasm the tests see the same bits):
  * - DiAdam: inputs p, m, v, g; attrs lr, beta1, beta2, eps, bc1, bc2 (bias corrections), scale
  *   (of the gradient); returns [p, m, v] updated;
  * - DiEma: inputs shadow, p; attr beta; returns shadow·β + p·(1 − β);

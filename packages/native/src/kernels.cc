@@ -756,8 +756,9 @@ napi_value SplitRows(napi_env env, napi_callback_info info) {
 
 // ---------------------------------------------------------------------------------------------
 // Optimiser updates, one call per parameter instead of ~14 tfjs kernels. Float32 arithmetic in the
-// order of the tfjs ops they replace, with no fused multiply-adds, so that the results are the
-// same bits: a run resumed on either path continues exactly.
+// order of the tfjs ops they replace, with no fused multiply-adds, so that the results equal theirs
+// up to rounding (the wasm backend's: bit for bit in the tests). Each path is deterministic, so a run
+// resumes exactly on either.
 // ---------------------------------------------------------------------------------------------
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")

@@ -93,7 +93,7 @@ describe('the fused optimiser kernels (@diff-instruct/native)', () => {
     }
   }
 
-  it('Adam (with gradient clipping) and the EMA give the same bits as the composed ops', () => {
+  it('Adam (with gradient clipping) and the EMA equal the composed ops up to float32 rounding', () => {
     // the test setup enables the native kernels unless DI_TEST_NATIVE=0
     expect(hasKernel(ADAM_KERNEL) && hasKernel(EMA_KERNEL) && hasKernel(SUM_SQUARES_KERNEL)).toBe(process.env.DI_TEST_NATIVE !== '0');
     if (!hasKernel(ADAM_KERNEL)) return;
@@ -115,7 +115,8 @@ describe('the fused optimiser kernels (@diff-instruct/native)', () => {
     };
     const fused = run();
     const plain = composed([ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL], run);
-    expect(fused).toEqual(plain);
+    // six steps of Adam (lr 3e-3) and EMA: every value within a few float32 ulps (wasm: the same bits)
+    fused.forEach((vs, k) => vs.forEach((v, i) => expect(Math.abs(v - plain[k]![i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(v)))));
     const gs = [tf.randomNormal([100], 0, 1, 'float32', 3), tf.randomNormal([4, 4], 0, 1, 'float32', 4)];
     const a = sumOfSquares(gs);
     const b = composed([SUM_SQUARES_KERNEL], () => sumOfSquares(gs));

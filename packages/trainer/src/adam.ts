@@ -20,7 +20,7 @@ export interface AdamOptions {
  * variables, so that a checkpoint can store it and a resumed run continues bit for bit.
  * tf.train.adam keeps its moments private to the optimiser; this one exposes them. Where the
  * backend has `@diff-instruct/native`'s DiAdam kernel, each parameter is one kernel call (the
- * composed ops are ~14), with the same float32 results bit for bit.
+ * composed ops are ~14), equal to them up to float32 rounding.
  */
 export class Adam {
   readonly m: Record<string, tf.Variable> = {};

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Kernels of `@diff-instruct/native` that the optimisers use when the backend has them (the names
  * are that package's ADAM_KERNEL, EMA_KERNEL and SUM_SQUARES_KERNEL); otherwise the composed tfjs
- * ops run, with the same float32 results for Adam and the EMA.
+ * ops run (equal for Adam and the EMA up to float32 rounding).
  */
 export const ADAM_KERNEL = 'DiAdam';
 export const EMA_KERNEL = 'DiEma';
