@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset } from '@diff-instruct/data';
 import { gaussianStats } from '@diff-instruct/metrics';
 import {
   STYLEGAN2_PRESETS,
@@ -20,7 +20,7 @@ import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct
 
 import { RUN_FLAGS, UsageError, flagHelp, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
-import { classify, committed, generate, imageMetrics } from './images.js';
+import { checkpointSnapshots, classify, committed } from './images.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 import type { Io } from './toy.js';
@@ -132,22 +132,10 @@ export async function runGanCommand(argv: readonly string[], io: Io): Promise<nu
   const refStats = gaussianStats(ref.features, test.n, ref.d);
   const labelsFor = (n: number) => (k > 0 ? Int32Array.from({ length: n }, (_, i) => i % k) : undefined);
   const log = new JsonlLog(join(out, 'log.jsonl'));
-  const cols = 10;
-  const gridSeed = seedFor(c.seed, 'grid-latents');
-  const curveSeed = seedFor(c.seed, 'curve');
   // the grid keeps the last 10 checkpoints of this process (a resumed run starts a new grid)
-  const gridRows: { step: number; images: Float32Array }[] = [];
+  const draw = checkpointSnapshots({ cls, refStats, shape, labelsFor, curveSamples: c.curveSamples, seed: c.seed, out, log, maxRows: 10, title: 'EMA generator, the same latents at every checkpoint' });
   const snapshot = (step: number, g: GeneratorModel) => {
-    gridRows.push({ step, images: generate(g, cols, new Rng(gridSeed), labelsFor(cols)) });
-    if (gridRows.length > 10) gridRows.splice(0, gridRows.length - 10);
-    const m = imageMetrics(cls, refStats, generate(g, c.curveSamples, new Rng(curveSeed), labelsFor(c.curveSamples)), c.curveSamples, shape);
-    log.write({ phase: 'fid-curve', step, fid: m.fid, is: m.is });
-    const all = new Float32Array(gridRows.length * cols * shape.reduce((a, b) => a * b, 1));
-    gridRows.forEach((r, i) => all.set(r.images, i * r.images.length));
-    writeFileAtomic(
-      join(out, 'grid.png'),
-      imageGrid({ images: all, n: gridRows.length * cols, height: shape[0]!, width: shape[1]!, channels: shape[2]!, cols, rowLabels: gridRows.map((r) => `step ${r.step}`), title: 'EMA generator, the same latents at every checkpoint' }),
-    );
+    draw(step, g);
     const curve = JsonlLog.read(join(out, 'log.jsonl'), 'fid-curve');
     writeFileAtomic(join(out, 'fid.png'), linePlot({ title: 'FID (LeNet features) against iterations', xLabel: 'step', logY: true, series: [{ label: 'EMA generator', x: curve.map((r) => Number(r.step)), y: curve.map((r) => Number(r.fid)) }] }));
     const recs = JsonlLog.read(join(out, 'log.jsonl'), 'gan');

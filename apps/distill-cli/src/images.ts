@@ -324,6 +324,44 @@ function teacherSamples(
   return { images: clipImages(images), nfe, msPerSample };
 }
 
+/** What a checkpoint of an image run draws and measures; see {@link checkpointSnapshots}. */
+export interface SnapshotOptions {
+  cls: ClassifierModel;
+  refStats: GaussianStats;
+  shape: number[];
+  labelsFor: (n: number) => Int32Array | undefined;
+  curveSamples: number;
+  seed: number;
+  out: string;
+  log: JsonlLog;
+  /** Grid rows (checkpoints) kept, the latest ones. */
+  maxRows: number;
+  title: string;
+}
+
+/**
+ * The per-checkpoint snapshot of an image run: a grid row of 10 samples from the same latents at
+ * every checkpoint (grid.png) and a point of the FID (LeNet features) curve, logged as 'fid-curve'.
+ */
+export function checkpointSnapshots(o: SnapshotOptions): (step: number, g: GeneratorModel) => void {
+  const cols = 10;
+  const gridSeed = seedFor(o.seed, 'grid-latents');
+  const curveSeed = seedFor(o.seed, 'curve');
+  const rows: { step: number; images: Float32Array }[] = [];
+  return (step, g) => {
+    rows.push({ step, images: generate(g, cols, new Rng(gridSeed), o.labelsFor(cols)) });
+    if (rows.length > o.maxRows) rows.splice(0, rows.length - o.maxRows);
+    const m = imageMetrics(o.cls, o.refStats, generate(g, o.curveSamples, new Rng(curveSeed), o.labelsFor(o.curveSamples)), o.curveSamples, o.shape);
+    o.log.write({ phase: 'fid-curve', step, fid: m.fid, is: m.is });
+    const all = new Float32Array(rows.length * cols * o.shape.reduce((a, b) => a * b, 1));
+    rows.forEach((r, i) => all.set(r.images, i * r.images.length));
+    writeFileAtomic(
+      join(o.out, 'grid.png'),
+      imageGrid({ images: all, n: rows.length * cols, height: o.shape[0]!, width: o.shape[1]!, channels: o.shape[2]!, cols, rowLabels: rows.map((r) => `step ${r.step}`), title: o.title }),
+    );
+  };
+}
+
 export async function runImages(argv: readonly string[], io: Io): Promise<number> {
   const started = startCommand(argv, IMAGES_FLAGS, 'images', IMAGES_HELP, resolveImagesConfig, io.stdout);
   if (started === null) return 0;
@@ -357,29 +395,8 @@ export async function runImages(argv: readonly string[], io: Io): Promise<number
 
   // Diff-Instruct from the Tweedie initialisation, with a grid and an FID point at every checkpoint.
   const log = new JsonlLog(join(out, 'log.jsonl'));
-  const gridRows: Float32Array[] = [];
-  const gridLabels: string[] = [];
-  const cols = 10;
-  const gridLatentSeed = seedFor(c.seed, 'grid-latents');
-  const curveSeed = seedFor(c.seed, 'curve');
   const generator = tweedieGenerator(teacher, c.initSigma);
-  const snapshot = (step: number, g: GeneratorModel) => {
-    gridRows.push(generate(g, cols, new Rng(gridLatentSeed), labelsFor(cols)));
-    gridLabels.push(`step ${step}`);
-    const imgs = generate(g, c.curveSamples, new Rng(curveSeed), labelsFor(c.curveSamples));
-    const m = imageMetrics(cls, refStats, imgs, c.curveSamples, shape);
-    log.write({ phase: 'fid-curve', step, fid: m.fid, is: m.is });
-    const all = new Float32Array(gridRows.reduce((a, r) => a + r.length, 0));
-    let off = 0;
-    for (const r of gridRows) {
-      all.set(r, off);
-      off += r.length;
-    }
-    writeFileAtomic(
-      join(out, 'grid.png'),
-      imageGrid({ images: all, n: gridRows.length * cols, height: shape[0]!, width: shape[1]!, channels: shape[2]!, cols, rowLabels: gridLabels, title: 'same latents at every checkpoint' }),
-    );
-  };
+  const snapshot = checkpointSnapshots({ cls, refStats, shape, labelsFor, curveSamples: c.curveSamples, seed: c.seed, out, log, maxRows: Infinity, title: 'same latents at every checkpoint' });
   if (!resuming) snapshot(0, generator);
   const di = await diffInstruct({
     teacher,
