@@ -5,6 +5,7 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 
 /** Workspace packages resolve to their TypeScript source, so tests never wait for a build. */
 const alias = [
+  { find: /^@diff-instruct\/distill-cli$/, replacement: `${root}apps/distill-cli/src/index.ts` },
   { find: /^@diff-instruct\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
   { find: /^@diff-instruct\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
@@ -28,6 +29,7 @@ export default defineConfig({
     projects: [
       ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer', 'native'].map((n) => project(n, `packages/${n}`)),
       project('distill-cli', 'apps/distill-cli'),
+      project('gan-refine', 'apps/gan-refine'),
     ],
   },
 });

@@ -22,7 +22,7 @@ const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperC
 /**
  * Strict flag parsing: `--name value`, `--name=value`, `--flag` for booleans. An unknown flag or a
  * malformed value is a UsageError that names it. A leading `--` (which pnpm passes through) is
- * ignored.
+ * ignored. `command` is what the user typed to get here, e.g. `distill images` or `gan-refine`.
  */
 export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): Parsed {
   const args = argv[0] === '--' ? argv.slice(1) : argv.slice();
@@ -33,7 +33,7 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
     if (a === '--') continue;
     if (!a.startsWith('--')) {
       if (a.startsWith('-') && a.length > 1 && a !== '-h') {
-        throw new UsageError(`unknown flag ${a}; flags are spelled --name (see distill ${command} --help)`);
+        throw new UsageError(`unknown flag ${a}; flags are spelled --name (see ${command} --help)`);
       }
       positionals.push(a === '-h' ? '--help' : a);
       continue;
@@ -44,7 +44,7 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
     if (!s) {
       const near = Object.keys(spec).find((k) => k.startsWith(name.slice(0, 3)));
       throw new UsageError(
-        `unknown flag --${name} for 'distill ${command}'${near ? ` (did you mean --${near}?)` : ''}; see distill ${command} --help`,
+        `unknown flag --${name} for '${command}'${near ? ` (did you mean --${near}?)` : ''}; see ${command} --help`,
       );
     }
     const key = s.key ?? camel(name);
@@ -95,6 +95,7 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
 /**
  * The common start of a run command: parse the flags, answer --help, refuse positionals, resolve
  * the config, answer --dry-run (the resolved config as JSON). Null when the command is already done.
+ * `name` is the command as typed, e.g. `distill images` or `gan-refine`.
  */
 export function startCommand<C>(
   argv: readonly string[],
@@ -109,7 +110,7 @@ export function startCommand<C>(
     stdout(help);
     return null;
   }
-  if (positionals.length > 0) throw new UsageError(`distill ${name} takes no arguments, got "${positionals[0]}"`);
+  if (positionals.length > 0) throw new UsageError(`${name} takes no arguments, got "${positionals[0]}"`);
   const c = resolve(flags);
   if (flags.dryRun) {
     stdout(`${JSON.stringify(c, null, 2)}\n`);

@@ -109,7 +109,7 @@ export function resolveGanConfig(flags: Record<string, string | number | boolean
 }
 
 export async function runGanCommand(argv: readonly string[], io: Io): Promise<number> {
-  const started = startCommand(argv, GAN_FLAGS, 'gan', GAN_HELP, resolveGanConfig, io.stdout);
+  const started = startCommand(argv, GAN_FLAGS, 'distill gan', GAN_HELP, resolveGanConfig, io.stdout);
   if (started === null) return 0;
   const { c, flags, resuming } = started;
   const classifierPath = committed(c.dataset, 'classifier', false);

@@ -136,18 +136,18 @@ function checkpointsDir(): string {
 }
 
 /** The committed checkpoint of a dataset, or a clear error saying how to make one. */
-export function committed(dataset: string, what: 'teacher' | 'classifier', conditional: boolean): string {
+export function committed(dataset: string, what: 'teacher' | 'classifier' | 'gan', conditional: boolean): string {
   const root = checkpointsDir();
-  const path =
+  const cond = conditional ? ' --conditional' : '';
+  const [path, make, flag] =
     what === 'classifier'
-      ? join(root, dataset, 'classifier', 'classifier.safetensors')
-      : join(root, dataset, conditional ? 'teacher-cond' : 'teacher-uncond', 'teacher.safetensors');
+      ? [join(root, dataset, 'classifier', 'classifier.safetensors'), 'distill classifier', 'classifier']
+      : what === 'gan'
+        ? [join(root, dataset, conditional ? 'gan-cond' : 'gan', 'generator.safetensors'), `distill gan${cond}`, 'generator']
+        : [join(root, dataset, conditional ? 'teacher-cond' : 'teacher-uncond', 'teacher.safetensors'), `distill teacher${cond}`, 'teacher'];
   if (!existsSync(path)) {
-    const make =
-      what === 'classifier'
-        ? `distill classifier --dataset ${dataset} --out ${dirname(path)}`
-        : `distill teacher --dataset ${dataset}${conditional ? ' --conditional' : ''} --out ${dirname(path)}`;
-    throw new UsageError(`no committed ${what} for ${dataset} at ${path}; pass --${what} FILE, or train one with \`${make}\``);
+    const name = what === 'gan' ? 'GAN generator' : what;
+    throw new UsageError(`no committed ${name} for ${dataset} at ${path}; pass --${flag} FILE, or train one with \`${make} --dataset ${dataset} --out ${dirname(path)}\``);
   }
   return path;
 }
@@ -363,7 +363,7 @@ export function checkpointSnapshots(o: SnapshotOptions): (step: number, g: Gener
 }
 
 export async function runImages(argv: readonly string[], io: Io): Promise<number> {
-  const started = startCommand(argv, IMAGES_FLAGS, 'images', IMAGES_HELP, resolveImagesConfig, io.stdout);
+  const started = startCommand(argv, IMAGES_FLAGS, 'distill images', IMAGES_HELP, resolveImagesConfig, io.stdout);
   if (started === null) return 0;
   const { c, flags, resuming } = started;
 

@@ -35,7 +35,7 @@ From code, the same in one line: loadGenerator(path) from @diff-instruct/models.
 `;
 
 export async function runSample(argv: readonly string[], io: Io): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, SAMPLE_FLAGS, 'sample');
+  const { positionals, flags } = parseArgs(argv, SAMPLE_FLAGS, 'distill sample');
   if (flags.help || positionals.includes('--help')) {
     io.stdout(SAMPLE_HELP);
     return 0;

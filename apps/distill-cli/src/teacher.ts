@@ -170,7 +170,7 @@ function lossCurves(logPath: string, phase: string, keys: string[]): Uint8Array 
 }
 
 export async function runTeacherCommand(argv: readonly string[], io: Io): Promise<number> {
-  const started = startCommand(argv, TEACHER_FLAGS, 'teacher', TEACHER_HELP, resolveTeacherConfig, io.stdout);
+  const started = startCommand(argv, TEACHER_FLAGS, 'distill teacher', TEACHER_HELP, resolveTeacherConfig, io.stdout);
   if (started === null) return 0;
   const { c, flags, resuming } = started;
   const data: ImageDataset = loadImageDataset(c.dataset, { split: 'train', limit: c.limit ?? undefined });
@@ -243,7 +243,7 @@ Example:
 `;
 
 export async function runClassifierCommand(argv: readonly string[], io: Io): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, CLASSIFIER_FLAGS, 'classifier');
+  const { positionals, flags } = parseArgs(argv, CLASSIFIER_FLAGS, 'distill classifier');
   if (flags.help || positionals.includes('--help')) {
     io.stdout(CLASSIFIER_HELP);
     return 0;

@@ -205,7 +205,7 @@ function std(x: Float32Array): number {
 }
 
 export async function runToy(argv: readonly string[], io: Io): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, TOY_FLAGS, 'toy');
+  const { positionals, flags } = parseArgs(argv, TOY_FLAGS, 'distill toy');
   if (flags.help || positionals.includes('--help')) {
     io.stdout(TOY_HELP);
     return 0;
