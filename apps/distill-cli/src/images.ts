@@ -95,6 +95,7 @@ export const IMAGES_FLAGS: Record<string, FlagSpec> = {
   steps: { type: 'int', help: 'Diff-Instruct generator steps' },
   'batch-size': { type: 'int', help: 'batch size' },
   lr: { type: 'number', help: 'learning rate of the generator and the fake score' },
+  'lr-schedule': { type: 'string', help: 'constant, or cosine (both rates decay to 0 over the run)' },
   'init-sigma': { type: 'number', help: 'σ* of the Tweedie initialisation (default 2.5)' },
   'num-samples': { type: 'int', help: 'samples for the table and the .npy files (default 2000)' },
   quick: {
@@ -177,6 +178,8 @@ export function resolveImagesConfig(flags: Record<string, string | number | bool
   if (flags.steps !== undefined) c.distill.steps = Number(flags.steps);
   if (flags.batchSize !== undefined) c.distill.batchSize = Number(flags.batchSize);
   if (flags.lr !== undefined) c.distill.lrGenerator = c.distill.lrFake = Number(flags.lr);
+  if (flags.lrSchedule !== undefined) c.distill.lrSchedule = String(flags.lrSchedule) as ImagesConfig['distill']['lrSchedule'];
+  if (!['constant', 'cosine'].includes(c.distill.lrSchedule)) throw new UsageError(`--lr-schedule must be constant or cosine, got "${c.distill.lrSchedule}"`);
   if (flags.initSigma !== undefined) c.initSigma = Number(flags.initSigma);
   if (flags.numSamples !== undefined) c.numSamples = Number(flags.numSamples);
   if (flags.out !== undefined) c.out = String(flags.out);
@@ -457,6 +460,6 @@ Inception FID. Lower FID is better; IS (on the same classifier) and coverage: hi
 |---|---|---|---|---|---|---|
 ${[row('**Diff-Instruct generator**', '1', r.generator), ...Object.entries(r.teacher).map(([k, m]) => row('teacher, EDM Heun', k.replace('nfe', ''), m))].join('\n')}
 
-Diff-Instruct: ${c.distill.steps} steps, batch ${c.distill.batchSize}, lr ${c.distill.lrGenerator}, weighting ${c.distill.weighting}, Tweedie init at σ* = ${c.initSigma}.
+Diff-Instruct: ${c.distill.steps} steps, batch ${c.distill.batchSize}, lr ${c.distill.lrGenerator} (${c.distill.lrSchedule}), weighting ${c.distill.weighting}, Tweedie init at σ* = ${c.initSigma}.
 `;
 }

@@ -38,9 +38,12 @@ export class Adam {
     }
   }
 
-  /** One update with the given gradients (names as in `params`; a missing gradient counts as zero). */
-  apply(grads: Record<string, tf.Tensor>): void {
-    const { lr, beta1, beta2 } = this.opts;
+  /**
+   * One update with the given gradients (names as in `params`; a missing gradient counts as zero),
+   * at the learning rate `lr` (default: the one given at construction; a schedule passes its own).
+   */
+  apply(grads: Record<string, tf.Tensor>, lr = this.opts.lr): void {
+    const { beta1, beta2 } = this.opts;
     const eps = this.opts.eps ?? 1e-8;
     this.t += 1;
     const bc1 = 1 - beta1 ** this.t;

@@ -27,6 +27,12 @@ export interface DiffInstructConfig {
   /** Learning rates of the generator g_θ and of the fake score s_φ; Table 7 uses equal rates. */
   lrGenerator: number;
   lrFake: number;
+  /**
+   * 'constant', or 'cosine': both learning rates fall as lr·½(1 + cos(π·(i − 1)/steps)) over the
+   * run, to 0 at its end. The generator's gradient is a noisy estimate (batch × one σ per sample,
+   * no momentum), so a constant rate leaves it on a noise floor; the decay lets it settle.
+   */
+  lrSchedule: 'constant' | 'cosine';
   /** Adam β = (0, 0.99) for both networks, as in Table 7: no momentum while the target moves. */
   beta1: number;
   beta2: number;
@@ -52,6 +58,7 @@ export const DIFF_INSTRUCT_DEFAULTS: DiffInstructConfig = {
   batchSize: 512,
   lrGenerator: 1e-4,
   lrFake: 1e-4,
+  lrSchedule: 'constant',
   beta1: 0,
   beta2: 0.99,
   fakeStepsPerGeneratorStep: 1,
@@ -62,6 +69,13 @@ export const DIFF_INSTRUCT_DEFAULTS: DiffInstructConfig = {
   clipNorm: 0,
   checkpointEvery: 500,
 };
+
+/** The factor of both learning rates at step i (1-based) of a run: see `DiffInstructConfig.lrSchedule`. */
+export function lrScale(c: Pick<DiffInstructConfig, 'lrSchedule' | 'steps'>, i: number): number {
+  if (c.lrSchedule === 'constant') return 1;
+  if (c.lrSchedule === 'cosine') return 0.5 * (1 + Math.cos((Math.PI * (i - 1)) / c.steps));
+  throw new Error(`diffInstruct: unknown lrSchedule ${JSON.stringify(c.lrSchedule)}; use 'constant' or 'cosine'`);
+}
 
 export interface DiffInstructOptions {
   /** The pre-trained DM s_{p(t)}, as a denoiser. It is never updated. */
@@ -180,20 +194,21 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
         });
         generatorGrads(draw(n, r));
       },
-      step: () => {
+      step: (i) => {
+        const scale = lrScale(c, i);
         // Step 1: fit s_φ to the generator's current samples.
         let fakeLoss = 0;
         for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
           fakeLoss += tf.tidy(() => {
             const { value, grads } = fakeGrads(draw(c.batchSize, rng));
-            optF.apply(byName(fake.params, grads));
+            optF.apply(byName(fake.params, grads), c.lrFake * scale);
             return value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
           });
         }
         // Step 2: update θ with the IKL gradient (3.2).
         const { value, grads } = generatorGrads(draw(c.batchSize, rng));
         const gradNorm = Math.sqrt(sumOfSquares(Object.values(grads)));
-        optG.apply(byName(generator.params, grads));
+        optG.apply(byName(generator.params, grads), c.lrGenerator * scale);
         ema.update();
         return { fakeLoss, generatorSurrogate: value.dataSync()[0]!, generatorGradNorm: gradNorm };
       },

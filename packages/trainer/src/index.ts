@@ -25,6 +25,7 @@ export { WASM_HEAP_CEILING_BYTES, estimateStepBytes, heapCeilingProblem, type St
 export { trainTeacher, TEACHER_DEFAULTS, type TeacherConfig, type TrainTeacherOptions, type TrainTeacherResult } from './teacher.js';
 export {
   diffInstruct,
+  lrScale,
   DIFF_INSTRUCT_DEFAULTS,
   type DiffInstructConfig,
   type DiffInstructOptions,

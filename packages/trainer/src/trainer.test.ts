@@ -7,7 +7,7 @@ import { createDenoiser, tweedieGenerator, type DenoiserModel, type GeneratorMod
 import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { DIFF_INSTRUCT_DEFAULTS, diffInstruct } from './diffInstruct.js';
+import { DIFF_INSTRUCT_DEFAULTS, diffInstruct, lrScale } from './diffInstruct.js';
 import { TEACHER_DEFAULTS, trainTeacher } from './teacher.js';
 
 const values = (m: { params: Record<string, tf.Variable> }) => Object.values(m.params).map((v) => Array.from(v.dataSync()));
@@ -118,6 +118,22 @@ describe('diffInstruct (Algorithm 1)', () => {
       expect(after - floor).toBeLessThan(0.5 * (before - floor));
     });
   }
+
+  it("lrSchedule 'cosine' decays both rates from lr to 0 over the run, and the run uses it", async () => {
+    const c = { lrSchedule: 'cosine' as const, steps: 100 };
+    expect(lrScale(c, 1)).toBe(1);
+    expect(lrScale(c, 51)).toBeCloseTo(0.5, 12);
+    expect(lrScale(c, 101)).toBeCloseTo(0, 12);
+    for (let i = 1; i < 100; i++) expect(lrScale(c, i + 1)).toBeLessThan(lrScale(c, i));
+    expect(lrScale({ lrSchedule: 'constant', steps: 100 }, 77)).toBe(1);
+    expect(() => lrScale({ lrSchedule: 'step' as 'cosine', steps: 100 }, 1)).toThrow(/unknown lrSchedule "step"; use 'constant' or 'cosine'/);
+    // Same seed: step 1 runs at the full rate under both schedules; by step 3 the cosine run differs.
+    const teacher = smallTeacher(2, 5);
+    const run = async (lrSchedule: 'constant' | 'cosine', steps: number) =>
+      values((await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, batchSize: 16, steps, lrSchedule }, rng: new Rng(8) })).generator);
+    expect(await run('cosine', 1)).toEqual(await run('constant', 1));
+    expect(await run('cosine', 3)).not.toEqual(await run('constant', 3));
+  });
 
   it('resumes exactly and keeps the tensor count flat', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'di-'));
