@@ -87,7 +87,12 @@ describe('trainGan (non-saturating loss, lazy R1, EMA)', () => {
     const d = createStyleGan2Discriminator({ kind: 'stylegan2-discriminator', resolution: 8, channels: 1, channelsAt: [4, 8], mbstdGroup: 2, numClasses: 2, cmapDim: 4 }, new Rng(2));
     const images = { data: new Rng(3).uniform(16 * 64, -1, 1), sampleShape: [8, 8, 1], labels: Int32Array.from({ length: 16 }, (_, i) => i % 2), numClasses: 2 };
     const before = tf.memory().numTensors;
-    const { ema } = await trainGan({ generator: g, discriminator: d, data: images, config: { ...GAN_DEFAULTS, steps: 2, batchSize: 4, r1Every: 1 }, rng: new Rng(4) });
+    const seen: Record<string, number>[] = [];
+    const { ema } = await trainGan({ generator: g, discriminator: d, data: images, config: { ...GAN_DEFAULTS, steps: 2, batchSize: 4, r1Every: 1 }, rng: new Rng(4), onProgress: (e) => seen.push(e.losses) });
+    // the logistic loss and R1's E‖∇ₓD‖² are reported apart (the R1 term is not in lossD)
+    expect(Object.keys(seen.at(-1)!).sort()).toEqual(['lossD', 'lossG', 'r1']);
+    expect(seen.at(-1)!.r1).toBeGreaterThan(0);
+    expect(seen.at(-1)!.lossD).toBeGreaterThan(0);
     disposeModel(ema);
     expect(tf.memory().numTensors).toBe(before);
     await expect(trainGan({ generator: g, discriminator: d, data: { ...images, labels: undefined }, config: GAN_DEFAULTS, rng: new Rng(4) })).rejects.toThrow(/generator has 2 classes but the dataset has no labels/);

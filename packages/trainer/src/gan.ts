@@ -115,24 +115,30 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
       const { x, labels } = drawBatch(data, r, n);
       return { x, label: k > 0 && labels ? oneHot(labels, k) : undefined };
     };
-    // D's loss and gradient; with r1, the lazy R1 term on the same real batch
+    // D's loss and gradient; with r1, the lazy R1 term on the same real batch. Also returns the
+    // logistic loss alone and E‖∇ₓD(x)‖² (R1 steps only), so that the log shows them apart.
     const dGrads = (real: ReturnType<typeof reals>, fake: ReturnType<typeof fakes>, r1: boolean) => {
       const xf = G.generate(fake.z, fake.label); // outside the gradient scope: no gradient flows into G
-      return tf.variableGrads(() => {
+      const parts: { logistic?: tf.Tensor; r1?: tf.Tensor } = {};
+      const res = tf.variableGrads(() => {
         const lossFake = tf.mean(softplus(D.logits(xf, fake.label)));
         const lossReal = tf.mean(softplus(tf.neg(D.logits(real.x, real.label))));
         let loss = tf.add(lossFake, lossReal);
+        parts.logistic = tf.keep(loss);
         if (r1) {
           const gx = tf.grad((xx: tf.Tensor) => tf.sum(D.logits(xx, real.label)))(real.x);
           const penalty = tf.mean(tf.sum(tf.square(gx.reshape([gx.shape[0]!, -1])), 1));
+          parts.r1 = tf.keep(penalty);
           loss = tf.add(loss, tf.mul(penalty, (c.r1Gamma / 2) * c.r1Every));
         }
         return loss as tf.Scalar;
       }, dVars);
+      return { ...res, logistic: parts.logistic!, r1: parts.r1 };
     };
     const gGrads = (fake: ReturnType<typeof fakes>) =>
       tf.variableGrads(() => tf.mean(softplus(tf.neg(D.logits(G.generate(fake.z, fake.label), fake.label)))) as tf.Scalar, gVars);
     const emaModel = () => generatorFromParams(G.config, cloneParams(ema.shadow));
+    let lastR1 = 0;
 
     await runLoop({
       phase: 'gan',
@@ -148,21 +154,26 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
       memoryProbe: (n) => {
         const r = new Rng(0);
         tf.tidy(() => {
-          dGrads(reals(n, r), fakes(n, r), c.r1Gamma > 0);
+          const { logistic, r1 } = dGrads(reals(n, r), fakes(n, r), c.r1Gamma > 0);
+          tf.dispose([logistic, r1 ?? []]);
         });
         gGrads(fakes(n, r));
       },
       step: (i) => {
         const r1 = c.r1Gamma > 0 && i % c.r1Every === 0;
         const lossD = tf.tidy(() => {
-          const { value, grads } = dGrads(reals(c.batchSize, rng), fakes(c.batchSize, rng), r1);
+          const { grads, logistic, r1: penalty } = dGrads(reals(c.batchSize, rng), fakes(c.batchSize, rng), r1);
           optD.apply(byName(D.params, grads));
-          return value.dataSync()[0]!;
+          if (penalty) lastR1 = penalty.dataSync()[0]!;
+          const v = logistic.dataSync()[0]!;
+          tf.dispose([logistic, penalty ?? []]); // kept past variableGrads' scope: no tidy frees them
+          return v;
         });
         const { value, grads } = gGrads(fakes(c.batchSize, rng));
         optG.apply(byName(G.params, grads));
         ema.update();
-        return { lossD, lossG: value.dataSync()[0]! };
+        // lossD: the logistic loss without the R1 term; r1: E‖∇ₓD(x)‖² at the last R1 step.
+        return { lossD, lossG: value.dataSync()[0]!, r1: lastR1 };
       },
       checkpoint: (step) => {
         if (o.statePath) {
