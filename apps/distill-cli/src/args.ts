@@ -118,3 +118,8 @@ export function startCommand<C>(
   }
   return { c, flags, resuming: flags.resume !== undefined };
 }
+
+/** Refuses a setting that must be positive, naming its flag: `requirePositive([['--steps', c.steps]])`. */
+export function requirePositive(settings: readonly (readonly [flag: string, value: number])[]): void {
+  for (const [flag, v] of settings) if (!(v > 0)) throw new UsageError(`${flag} must be > 0, got ${v}`);
+}

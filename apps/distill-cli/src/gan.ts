@@ -18,7 +18,7 @@ import {
 import { Rng } from '@diff-instruct/sde';
 import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, startCommand, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { checkpointSnapshots, classify, committed } from './images.js';
 import { progressBar } from './progress.js';
@@ -97,13 +97,11 @@ export function resolveGanConfig(flags: Record<string, string | number | boolean
   if (flags.gamma !== undefined) c.train.r1Gamma = Number(flags.gamma);
   if (flags.out !== undefined) c.out = String(flags.out);
   if (flags.seed !== undefined) c.seed = Number(flags.seed);
-  for (const [flag, v] of [
+  requirePositive([
     ['--steps', c.train.steps],
     ['--batch-size', c.train.batchSize],
     ['--lr', c.train.lrG],
-  ] as const) {
-    if (!(v > 0)) throw new UsageError(`${flag} must be > 0, got ${v}`);
-  }
+  ]);
   if (!(c.train.r1Gamma >= 0)) throw new UsageError(`--gamma must be >= 0, got ${c.train.r1Gamma}`);
   return c;
 }

@@ -29,7 +29,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, startCommand, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -185,15 +185,13 @@ export function resolveImagesConfig(flags: Record<string, string | number | bool
   if (flags.numSamples !== undefined) c.numSamples = Number(flags.numSamples);
   if (flags.out !== undefined) c.out = String(flags.out);
   if (flags.seed !== undefined) c.seed = Number(flags.seed);
-  for (const [flag, v] of [
+  requirePositive([
     ['--steps', c.distill.steps],
     ['--batch-size', c.distill.batchSize],
     ['--lr', c.distill.lrGenerator],
     ['--init-sigma', c.initSigma],
     ['--num-samples', c.numSamples],
-  ] as const) {
-    if (!(v > 0)) throw new UsageError(`${flag} must be > 0, got ${v}`);
-  }
+  ]);
   return c;
 }
 

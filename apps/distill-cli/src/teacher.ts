@@ -28,7 +28,7 @@ import {
   type TeacherConfig,
 } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, parseArgs, startCommand, type FlagSpec } from './args.js';
+import { RUN_FLAGS, UsageError, flagHelp, requirePositive, parseArgs, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -116,13 +116,11 @@ export function resolveTeacherConfig(flags: Record<string, string | number | boo
   if (flags.limit !== undefined) c.limit = Number(flags.limit);
   if (flags.out !== undefined) c.out = String(flags.out);
   if (flags.seed !== undefined) c.seed = Number(flags.seed);
-  for (const [flag, v] of [
+  requirePositive([
     ['--steps', c.train.steps],
     ['--batch-size', c.train.batchSize],
     ['--lr', c.train.lr],
-  ] as const) {
-    if (!(v > 0)) throw new UsageError(`${flag} must be > 0, got ${v}`);
-  }
+  ]);
   return c;
 }
 

@@ -15,6 +15,7 @@ import {
   prepareOut,
   progressBar,
   readConfigFile,
+  requirePositive,
   resumeConfig,
   seedFor,
   startCommand,
@@ -115,14 +116,12 @@ export function resolveRefineConfig(flags: Record<string, string | number | bool
   if (flags.numSamples !== undefined) c.numSamples = Number(flags.numSamples);
   if (flags.out !== undefined) c.out = String(flags.out);
   if (flags.seed !== undefined) c.seed = Number(flags.seed);
-  for (const [flag, v] of [
+  requirePositive([
     ['--steps', c.refine.steps],
     ['--batch-size', c.refine.batchSize],
     ['--lr', c.refine.lrGenerator],
     ['--num-samples', c.numSamples],
-  ] as const) {
-    if (!(v > 0)) throw new UsageError(`${flag} must be > 0, got ${v}`);
-  }
+  ]);
   return c;
 }
 
