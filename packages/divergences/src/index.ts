@@ -3,3 +3,16 @@ export { iklSurrogate, iklValue, type IklWeighting, type IklSurrogateArgs, type 
 export { sdsSurrogate, diracDenoiser, type SdsSurrogateArgs } from './sds.js';
 export { iklDisjointSupport, disjointSupportLogDensity } from './analytic.js';
 export { simpson } from './quadrature.js';
+export {
+  sdsLoss,
+  vsdLoss,
+  annealRange,
+  type SdsLossArgs,
+  type VsdLossArgs,
+  type SdsLossResult,
+  type SdsWeighting,
+  type SdsClip,
+  type ScoreModel,
+  type EpsilonNet,
+  type AnnealRangeOptions,
+} from './sdsLoss.js';
