@@ -89,10 +89,10 @@ describe('distill CLI', () => {
     expect(o.numSamples).toBe(30);
   });
 
-  it('gan: StyleGAN2 recipe by default, flags over defaults, clear errors', async () => {
+  it('gan: trainGan defaults, flags over defaults, clear errors', async () => {
     const d = JSON.parse((await cli('gan', '--dry-run')).stdout);
     expect(d.preset).toBe('mnist-stylegan2');
-    expect(d.train).toMatchObject({ beta1: 0, beta2: 0.99, r1Every: 16, batchSize: 32 });
+    expect(d.train).toMatchObject({ lrG: 0.0002, lrD: 0.0002, beta1: 0.5, beta2: 0.99, r1Gamma: 10, r1Every: 16, batchSize: 32 });
     const o = JSON.parse((await cli('gan', '--dataset', 'fashion', '--steps', '9', '--lr', '0.001', '--gamma', '0.2', '--conditional', '--dry-run')).stdout);
     expect(o).toMatchObject({ dataset: 'fashion', out: 'runs/gan-fashion', conditional: true });
     expect(o.train).toMatchObject({ steps: 9, lrG: 0.001, lrD: 0.001, r1Gamma: 0.2 });

@@ -44,7 +44,8 @@ export const GAN_RUN_DEFAULTS: GanRunConfig = {
   out: 'runs/gan-mnist',
   seed: 0,
   curveSamples: 500,
-  // StyleGAN2's recipe at batch 32: lr 0.0025, β = (0, 0.99), lazy R1 every 16 steps, G EMA 10 kimg.
+  // trainGan's defaults (lr 2e-4, β = (0.5, 0.99), γ 10: StyleGAN2's own recipe collapsed here), lazy R1
+  // every 16 steps, G EMA 10 kimg.
   train: { ...GAN_DEFAULTS, steps: 20000, checkpointEvery: 500 },
 };
 
@@ -55,7 +56,7 @@ export const GAN_FLAGS: Record<string, FlagSpec> = {
   steps: { type: 'int', help: 'generator steps (one discriminator step each)' },
   'batch-size': { type: 'int', help: 'batch size' },
   lr: { type: 'number', help: 'Adam learning rate of G and D' },
-  gamma: { type: 'number', help: 'R1 weight γ (default 0.05)' },
+  gamma: { type: 'number', help: `R1 weight γ (default ${GAN_DEFAULTS.r1Gamma})` },
   out: { type: 'string', help: 'run folder (default runs/gan-<dataset>)' },
   ...RUN_FLAGS,
 };
@@ -66,10 +67,11 @@ Usage: distill gan --dataset mnist|fashion [--conditional] [flags]
 
 ${flagHelp(GAN_FLAGS)}
 
-Non-saturating logistic loss, lazy R1, Adam β = (0, 0.99), EMA of G (StyleGAN2's recipe at a small
-scale). Writes into --out: config.json, log.jsonl, generator.safetensors (the EMA generator, refreshed
-at every checkpoint; a drop-in generator file for distill sample and gan-refine), gan-state.safetensors
-(for --resume), grid.png (the same latents at every checkpoint), fid.png (FID (LeNet features) of 500
+Non-saturating logistic loss, lazy R1, Adam, EMA of G (StyleGAN2's loss; its lr 0.0025 and β1 = 0
+mode-collapsed at this scale, so the defaults are lr 2e-4, β = (0.5, 0.99), γ = 10). Writes into
+--out: config.json, log.jsonl, generator.safetensors (the EMA generator, refreshed at every
+checkpoint; a drop-in generator file for distill sample and gan-refine), gan-state.safetensors (for
+--resume), grid.png (the same latents at every checkpoint), fid.png (FID (LeNet features) of 500
 samples at every checkpoint, against the test split; NOT comparable with Inception FID) and
 losses.png.
 
