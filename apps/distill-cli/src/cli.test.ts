@@ -87,6 +87,12 @@ describe('distill CLI', () => {
     const o = JSON.parse((await cli('images', '--quick', '--steps', '7', '--num-samples', '30', '--dry-run')).stdout);
     expect(o.distill.steps).toBe(7);
     expect(o.numSamples).toBe(30);
+    // the learning rates decay (cosine) by default; --lr-schedule picks, and a typo is refused
+    expect(d.distill.lrSchedule).toBe('cosine');
+    expect(JSON.parse((await cli('images', '--lr-schedule', 'constant', '--dry-run')).stdout).distill.lrSchedule).toBe('constant');
+    const bad = await cli('images', '--lr-schedule', 'step', '--dry-run');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--lr-schedule must be constant or cosine, got "step"/);
   });
 
   it('gan: trainGan defaults, flags over defaults, clear errors', async () => {
