@@ -30,6 +30,7 @@ export default defineConfig({
       ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer', 'native'].map((n) => project(n, `packages/${n}`)),
       project('distill-cli', 'apps/distill-cli'),
       project('gan-refine', 'apps/gan-refine'),
+      project('sds-nerf', 'examples/sds-nerf'),
     ],
   },
 });

@@ -8,3 +8,4 @@ export { RUN_FLAGS, UsageError, flagHelp, parseArgs, requirePositive, startComma
 export { progressBar } from './progress.js';
 export { seedFor } from './seeds.js';
 export { checkpointSnapshots, classify, clipImages, committed, generate, imageMetrics, type ImageMetrics, type SnapshotOptions } from './images.js';
+export { singleCommandMain } from './program.js';

@@ -33,3 +33,11 @@ export {
 } from './diffInstruct.js';
 export { trainClassifier, CLASSIFIER_DEFAULTS, type ClassifierTrainConfig, type TrainClassifierOptions } from './classifier.js';
 export { trainGan, GAN_DEFAULTS, type GanConfig, type TrainGanOptions, type TrainGanResult, type DiscriminatorModel } from './gan.js';
+export {
+  scoreDistill,
+  SCORE_DISTILL_DEFAULTS,
+  type ScoreDistillConfig,
+  type ScoreDistillOptions,
+  type ScoreDistillResult,
+  type Rendered,
+} from './scoreDistill.js';
