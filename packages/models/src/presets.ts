@@ -59,6 +59,7 @@ export const STYLEGAN2_PRESETS = {
       mappingLrMultiplier: 0.01,
       channelsAt: [128, 128, 64, 32],
       numClasses: 0,
+      output: 'tanh',
     },
     discriminator: {
       kind: 'stylegan2-discriminator',

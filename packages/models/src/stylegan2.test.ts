@@ -71,6 +71,17 @@ describe('StyleGAN2 generator', () => {
     expect(() => g(z, labels([0, 1, 2]))).toThrow(/unconditional/);
   });
 
+  it("output 'tanh' squashes the same image into (−1, 1); other values are refused", () => {
+    const params = initStyleGan2Generator(gen(), new Rng(0), 'gen');
+    const z = new Rng(1).normalTensor([3, stylegan2LatentSize(gen())]);
+    const linear = stylegan2Generator(gen(), params, 'gen')(z);
+    const squashed = stylegan2Generator(gen({ output: 'tanh' }), params, 'gen')(z);
+    expect(maxAbsDiff(squashed, tf.tanh(linear))).toBeLessThan(1e-6);
+    expect(maxAbsDiff(linear, stylegan2Generator(gen({ output: 'linear' }), params, 'gen')(z))).toBe(0);
+    expect(Math.max(...Array.from(linear.dataSync()).map(Math.abs))).toBeGreaterThan(1); // so tanh matters here
+    expect(() => initStyleGan2Generator(gen({ output: 'sigmoid' as 'tanh' }), new Rng(0), 'gen')).toThrow(/output must be 'linear' or 'tanh', got "sigmoid"/);
+  });
+
   it('is conditional through a label embedding, and counts its parameters', () => {
     const c = gen({ numClasses: 3 });
     const params = initStyleGan2Generator(c, new Rng(0), 'gen');

@@ -34,6 +34,12 @@ export interface StyleGan2GeneratorConfig {
   channelsAt: number[];
   /** Number of classes; 0 = unconditional. */
   numClasses: number;
+  /**
+   * 'linear' (StyleGAN2; the default when absent) or 'tanh': squash the image into (−1, 1), as
+   * DCGAN does. MNIST is saturated (most pixels are exactly −1), and a discriminator can tell
+   * fakes by their out-of-range pixels alone.
+   */
+  output?: 'linear' | 'tanh';
 }
 
 /** A StyleGAN2 residual discriminator x ↦ logit. */
@@ -87,6 +93,7 @@ export function validateStyleGan2Generator(c: StyleGan2GeneratorConfig, where = 
   }
   if (!(c.mappingLrMultiplier > 0)) throw new Error(`${where}: mappingLrMultiplier must be > 0, got ${JSON.stringify(c.mappingLrMultiplier)}`);
   if (!(Number.isInteger(c.numClasses) && c.numClasses >= 0)) throw new Error(`${where}: numClasses must be an integer >= 0, got ${JSON.stringify(c.numClasses)}`);
+  if (c.output !== undefined && c.output !== 'linear' && c.output !== 'tanh') throw new Error(`${where}: output must be 'linear' or 'tanh', got ${JSON.stringify(c.output)}`);
 }
 
 /** The convolution layers of the synthesis network, in order, with their resolution and channels. */
@@ -199,7 +206,7 @@ export function stylegan2Generator(c: StyleGan2GeneratorConfig, params: Params, 
         const rgb = toRgb(x, res);
         img = img === null ? rgb : (tf.add(upsample2x(img), rgb) as tf.Tensor4D);
       }
-      return img!;
+      return c.output === 'tanh' ? (tf.tanh(img!) as tf.Tensor4D) : img!;
     });
 }
 
