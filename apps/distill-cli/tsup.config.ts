@@ -1,10 +1,5 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/bin.ts', 'src/index.ts'],
-  format: ['esm'],
-  dts: false,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-});
+import { appBuild } from '../../tsup.base.js';
+
+export default defineConfig(appBuild());
