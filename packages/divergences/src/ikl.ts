@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Denoiser, Rng } from '@diff-instruct/sde';
 
 import { simpson } from './quadrature.js';
+import { gradientAsLoss } from './surrogate.js';
 import { checkBatch, perSampleShape } from './validate.js';
 
 /**
@@ -79,8 +80,7 @@ export function iklSurrogate(args: IklSurrogateArgs): tf.Scalar {
   const weighting = args.weighting ?? 'sigma2';
   const sigmaData = args.sigmaData ?? 0.5;
   const n = checkBatch('iklSurrogate', { x0, sigma, noise, label });
-  const surrogate = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [x, save] = inputs as [tf.Tensor, tf.GradSaveFunc];
+  return gradientAsLoss(x0, (x) => {
     const g = tf.tidy(() => {
       const s = sigma.reshape(perSampleShape(n, x.rank));
       const xt = tf.add(x, tf.mul(s, noise));
@@ -94,12 +94,8 @@ export function iklSurrogate(args: IklSurrogateArgs): tf.Scalar {
       const coef = tf.tensor(w, perSampleShape(n, x.rank), 'float32');
       return tf.div(tf.mul(coef, tf.sub(dFake, dTeacher)), tf.mul(tf.square(s), n));
     });
-    save([g]);
-    const value = tf.tidy(() => tf.sum(tf.mul(g, x)) as tf.Scalar);
-    g.dispose();
-    return { value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, saved[0]!) };
+    return { grad: g, value: tf.sum(tf.mul(g, x)) as tf.Scalar };
   });
-  return surrogate(x0) as tf.Scalar;
 }
 
 /** Arguments of {@link iklValue}. */

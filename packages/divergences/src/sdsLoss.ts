@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Denoiser, Rng } from '@diff-instruct/sde';
 
+import { gradientAsLoss } from './surrogate.js';
 import { checkBatch, perSampleShape } from './validate.js';
 
 /**
@@ -214,8 +215,8 @@ function scoreDistillation(
     checkBatch(op, { x0, sigma, noise, label });
     checkLabel(op, 'unconditionalLabel', args.unconditionalLabel, n);
     if (fake !== 'dirac') checkLabel(op, 'fakeLabel', fake.label, n);
-    const loss = gradientAsLoss(x0, (x) =>
-      tf.tidy(() => {
+    const loss = gradientAsLoss(x0, (x) => {
+      const g = tf.tidy(() => {
         const at = { x0: x, noise, levels, sigma };
         let epsTeacher = epsilonOf(op, 'teacher', teacher, at, label);
         if (guidanceScale !== undefined) {
@@ -227,30 +228,15 @@ function scoreDistillation(
         if (args.checkFinite ?? true) checkFinite(op, x, noise, epsTeacher, fake === 'dirac' ? undefined : epsFake);
         const w = tf.tensor(weight, perSampleShape(n, x.rank), 'float32');
         return clipGradient(tf.mul(w, tf.sub(epsTeacher, epsFake)), clip, n);
-      }),
-    );
+      });
+      // ½‖x0 − sg(x0 − g)‖²/N: gradient g/N, value ½Σ‖g_i‖²/N
+      return { grad: tf.div(g, n), value: tf.mul(tf.sum(tf.square(g)), 0.5 / n) as tf.Scalar };
+    });
     return { loss, t: levels.t, sigma: Float32Array.from(levels.sigma), weight };
   } finally {
     sigma.dispose();
     if (noise !== args.noise) noise.dispose();
   }
-}
-
-/**
- * The stop-gradient surrogate ½‖x − sg(x − g)‖²/N, g = grad(x), as a `tf.customGrad`: the value is
- * ½Σ‖g_i‖²/N and the gradient w.r.t. x is exactly g/N. `grad` runs in the forward function, where
- * tfjs records nothing.
- */
-function gradientAsLoss(x0: tf.Tensor, grad: (x: tf.Tensor) => tf.Tensor): tf.Scalar {
-  const n = x0.shape[0]!;
-  const surrogate = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [x, save] = inputs as [tf.Tensor, tf.GradSaveFunc];
-    const g = grad(x);
-    save([tf.div(g, n)]);
-    const value = tf.mul(tf.sum(tf.square(g)), 0.5 / n) as tf.Scalar;
-    return { value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, saved[0]!) };
-  });
-  return surrogate(x0) as tf.Scalar;
 }
 
 /**
