@@ -9,6 +9,7 @@ import {
   argmaxRows,
   classAccuracy,
   classCoverage,
+  classFractions,
   frechetDistance,
   gaussianStats,
   inceptionScore,
@@ -203,6 +204,8 @@ export interface ImageMetrics {
   is: number;
   /** Fraction of classes that receive a fair share of the samples. */
   coverage: number;
+  /** The share of the samples that the classifier puts in each class (sums to 1). */
+  classFractions: number[];
   /** For conditional samples: the classifier's accuracy on the requested labels. */
   accuracy?: number;
   /** Milliseconds per sample. */
@@ -235,6 +238,7 @@ export function imageMetrics(cls: ClassifierModel, ref: GaussianStats, images: F
     fid: frechetDistance(gaussianStats(features, n, d), ref),
     is: inceptionScore(probs, n, k).mean,
     coverage: classCoverage(preds, k),
+    classFractions: classFractions(preds, k),
   };
   if (labels) m.accuracy = classAccuracy(preds, labels);
   return m;

@@ -53,8 +53,8 @@ describe('gan-refine', () => {
     expect(d.refine).toMatchObject({ beta1: 0, beta2: 0.99, batchSize: 32 });
     expect(d.refine.lrGenerator).toBe(d.refine.lrFake);
     const { cfg } = fixtures();
-    const o = JSON.parse((await cli('--config', cfg, '--steps', '7', '--lr', '3e-4', '--seed', '4', '--dry-run')).stdout);
-    expect(o.refine).toMatchObject({ steps: 7, batchSize: 2, lrGenerator: 3e-4, lrFake: 3e-4 });
+    const o = JSON.parse((await cli('--config', cfg, '--steps', '7', '--lr', '3e-4', '--seed', '4', '--fake-warmup', '12', '--dry-run')).stdout);
+    expect(o.refine).toMatchObject({ steps: 7, batchSize: 2, lrGenerator: 3e-4, lrFake: 3e-4, fakeWarmupSteps: 12 });
     expect(o).toMatchObject({ seed: 4, numSamples: 20 });
   });
 
@@ -67,6 +67,15 @@ describe('gan-refine', () => {
     const rep = JSON.parse(r.stdout);
     expect(Number.isFinite(rep.before.fid) && Number.isFinite(rep.after.fid)).toBe(true);
     expect(rep.fidCurve.map((p: { step: number }) => p.step)).toEqual([0, 1, 2]);
+    // Class balance before and after: a share per class of the 20 samples, summing to 1, in the report.
+    for (const m of [rep.before, rep.after]) {
+      expect(m.classFractions).toHaveLength(10);
+      expect(m.classFractions.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 12);
+      for (const p of m.classFractions) expect(Math.abs(p * 20 - Math.round(p * 20))).toBeLessThan(1e-9);
+    }
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toContain(`| before | ${rep.before.classFractions.map((p: number) => (100 * p).toFixed(1)).join(' | ')} |`);
+    expect(md).toContain(`| after | ${rep.after.classFractions.map((p: number) => (100 * p).toFixed(1)).join(' | ')} |`);
     for (const f of ['generator.safetensors', 'samples-before.npy', 'samples-after.npy', 'report.md', 'report.json', 'compare.png', 'grid.png', 'fid.png', 'losses.png', 'di-state.safetensors']) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
@@ -107,6 +116,7 @@ describe('gan-refine', () => {
     const out = join(dir, 'bad');
     await expectCleanFailure(out, ['--stepz', '3'], /unknown flag --stepz for 'gan-refine' \(did you mean --steps\?\)/);
     await expectCleanFailure(out, ['--lr', '0'], /--lr must be > 0, got 0/);
+    await expectCleanFailure(out, ['--fake-warmup', '-5'], /--fake-warmup must be ≥ 0, got -5/);
     await expectCleanFailure(out, ['--dataset', 'cifar'], /unknown dataset "cifar"; choose one of: mnist, fashion/);
     await expectCleanFailure(out, ['--generator', join(dir, 'missing.safetensors'), '--teacher', teacher], /checkpoint not found: .*missing\.safetensors/);
     await expectCleanFailure(out, ['--generator', teacher, '--teacher', teacher], /holds a denoiser, expected a generator/);

@@ -71,6 +71,7 @@ export const REFINE_FLAGS: Record<string, FlagSpec> = {
   steps: { type: 'int', help: `Diff-Instruct generator steps (default ${REFINE_DEFAULTS.refine.steps})` },
   'batch-size': { type: 'int', help: `batch size (default ${REFINE_DEFAULTS.refine.batchSize})` },
   lr: { type: 'number', help: `learning rate of the generator and of the fake score, equal as in Table 9 (default ${REFINE_DEFAULTS.refine.lrGenerator})` },
+  'fake-warmup': { type: 'int', help: `DSM steps of the fake score on the GAN before the first generator step (default ${REFINE_DEFAULTS.refine.fakeWarmupSteps})` },
   'num-samples': { type: 'int', help: `samples before and after, from the same latents (default ${REFINE_DEFAULTS.numSamples})` },
   out: { type: 'string', help: `run folder (default ${REFINE_DEFAULTS.out})` },
   json: { type: 'boolean', help: 'print report.json to stdout' },
@@ -113,6 +114,7 @@ export function resolveRefineConfig(flags: Record<string, string | number | bool
   if (flags.steps !== undefined) c.refine.steps = Number(flags.steps);
   if (flags.batchSize !== undefined) c.refine.batchSize = Number(flags.batchSize);
   if (flags.lr !== undefined) c.refine.lrGenerator = c.refine.lrFake = Number(flags.lr);
+  if (flags.fakeWarmup !== undefined) c.refine.fakeWarmupSteps = Number(flags.fakeWarmup);
   if (flags.numSamples !== undefined) c.numSamples = Number(flags.numSamples);
   if (flags.out !== undefined) c.out = String(flags.out);
   if (flags.seed !== undefined) c.seed = Number(flags.seed);
@@ -122,6 +124,7 @@ export function resolveRefineConfig(flags: Record<string, string | number | bool
     ['--lr', c.refine.lrGenerator],
     ['--num-samples', c.numSamples],
   ]);
+  if (!(c.refine.fakeWarmupSteps >= 0)) throw new UsageError(`--fake-warmup must be ≥ 0, got ${c.refine.fakeWarmupSteps}`);
   return c;
 }
 
@@ -266,6 +269,8 @@ function refineMarkdown(r: RefineReport, c: RefineConfig): string {
   const f = (v: number | undefined, d = 2) => (v === undefined ? '–' : v.toFixed(d));
   const cond = r.before.accuracy !== undefined;
   const row = (name: string, m: ImageMetrics) => `| ${name} | ${f(m.fid)} | ${f(m.is)} | ${f(m.coverage)} | ${cond ? f(m.accuracy, 3) : '–'} |`;
+  const classes = r.before.classFractions.map((_, k) => k);
+  const balance = (name: string, m: ImageMetrics) => `| ${name} | ${m.classFractions.map((p) => (100 * p).toFixed(1)).join(' | ')} |`;
   return `# gan-refine: ${c.dataset}
 
 ${r.numSamples} samples per row from the same latents, seed ${r.seed}; generator ${r.generator}, teacher ${r.teacher}.
@@ -277,6 +282,13 @@ split; it is NOT comparable with Inception FID. Lower FID is better; IS (same cl
 ${row('GAN (before)', r.before)}
 ${row('**GAN + Diff-Instruct (after)**', r.after)}
 
-Change in FID: ${f(r.after.fid - r.before.fid)}. Diff-Instruct: ${c.refine.steps} steps, batch ${c.refine.batchSize}, lr ${c.refine.lrGenerator} (G and fake score), Adam β = (${c.refine.beta1}, ${c.refine.beta2}), weighting ${c.refine.weighting}, EMA half-life ${c.refine.emaHalfLife} steps.
+Change in FID: ${f(r.after.fid - r.before.fid)}. Diff-Instruct: ${c.refine.steps} steps, batch ${c.refine.batchSize}, lr ${c.refine.lrGenerator === c.refine.lrFake ? `${c.refine.lrGenerator} (G and fake score)` : `${c.refine.lrGenerator} (G), ${c.refine.lrFake} (fake score)`}, Adam β = (${c.refine.beta1}, ${c.refine.beta2}), weighting ${c.refine.weighting}, EMA half-life ${c.refine.emaHalfLife} steps${c.refine.fakeWarmupSteps > 0 ? `; the fake score first fitted the GAN alone for ${c.refine.fakeWarmupSteps} steps (loop steps 1–${c.refine.fakeWarmupSteps} of the curves)` : ''}.
+
+Class balance (% of the samples the classifier puts in each class; a mode-seeking update moves mass to a few classes):
+
+| generator | ${classes.map((k) => `${k}`).join(' | ')} |
+|---|${classes.map(() => '---|').join('')}
+${balance('before', r.before)}
+${balance('after', r.after)}
 `;
 }

@@ -1,7 +1,7 @@
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { argmaxRows, classAccuracy, classCoverage, inceptionScore, softmaxRows } from './classes.js';
+import { argmaxRows, classAccuracy, classCoverage, classFractions, inceptionScore, softmaxRows } from './classes.js';
 
 function oneHot(labels: ArrayLike<number>, k: number): Float32Array {
   const p = new Float32Array(labels.length * k);
@@ -76,6 +76,20 @@ describe('inceptionScore', () => {
     expect(() => inceptionScore(new Float32Array(4).fill(0.5), 2, 2, { splits: 3 })).toThrow(/splits must be an integer in \[1, n = 2\]/);
     expect(() => inceptionScore(Float32Array.of(0.5, -0.5, 0.5, 0.5), 2, 2, { splits: 1 })).toThrow(/probs\[0, 1\] = -0.5 is not a probability/);
     expect(() => inceptionScore(Float32Array.of(0, 0, 0.5, 0.5), 2, 2, { splits: 1 })).toThrow(/row 0 sums to 0/);
+  });
+});
+
+describe('classFractions', () => {
+  it('is the share of the predictions in each class, summing to 1', () => {
+    // 8 predictions: three 0s, one 2, four 3s; class 1 none.
+    const f = classFractions(Int32Array.from([0, 3, 0, 2, 3, 3, 0, 3]), 4);
+    expect(f).toEqual([3 / 8, 0, 1 / 8, 4 / 8]);
+    expect(classFractions(new Int32Array(5).fill(1), 3)).toEqual([0, 1, 0]);
+  });
+
+  it('rejects a label outside [0, k) and an empty set', () => {
+    expect(() => classFractions(Int32Array.from([0, 4]), 4)).toThrow(/classFractions: predictions\[1\] = 4 is not a class in \[0, 4\)/);
+    expect(() => classFractions(new Int32Array(0), 4)).toThrow(/classFractions: no predictions/);
   });
 });
 

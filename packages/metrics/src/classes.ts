@@ -92,6 +92,16 @@ export function classCoverage(predictions: Int32Array, k: number, opts: ClassCov
 }
 
 /**
+ * The fraction of the n predicted labels that falls in each of the k classes (sums to 1): the class
+ * balance of a generator, e.g. to see a mode-seeking update shift mass towards a few classes, which
+ * coverage (any share above a tenth of the fair one) does not show.
+ */
+export function classFractions(predictions: Int32Array, k: number): number[] {
+  const counts = classCounts('classFractions', predictions, k);
+  return Array.from(counts, (c) => c / predictions.length);
+}
+
+/**
  * The fraction of samples whose predicted class equals the label they were generated for: the
  * classifier's accuracy on the samples of a class-conditional generator. Compare it with the
  * classifier's accuracy on the real test set, its ceiling.

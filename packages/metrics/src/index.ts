@@ -13,6 +13,7 @@ export { symmetricEigen, sqrtmPsd } from './linalg.js';
 export {
   inceptionScore,
   classCoverage,
+  classFractions,
   classAccuracy,
   argmaxRows,
   softmaxRows,

@@ -39,6 +39,14 @@ export interface DiffInstructConfig {
   /** DSM steps of the fake score per generator step (1 in the paper). */
   fakeStepsPerGeneratorStep: number;
   /**
+   * DSM steps of s_φ on the initial generator before the generator's first update (0 in the paper).
+   * s_φ starts as a copy of the teacher; when the generator is far from the teacher's distribution
+   * (a GAN to refine) and the run is short, the first IKL gradients otherwise follow an s_φ that has
+   * not yet seen q_θ. They are loop steps 1…W, at lrFake: progress, log, checkpoints and resume count
+   * them, and the `steps` generator updates follow (the run has W + steps loop steps).
+   */
+  fakeWarmupSteps: number;
+  /**
    * The weighting of (3.2). 'sigma2' is the official code's plain difference of denoisers
    * (w = σ²); it beat the DMD normaliser on every target measured (DESIGN.md), so it is the default.
    */
@@ -62,6 +70,7 @@ export const DIFF_INSTRUCT_DEFAULTS: DiffInstructConfig = {
   beta1: 0,
   beta2: 0.99,
   fakeStepsPerGeneratorStep: 1,
+  fakeWarmupSteps: 0,
   weighting: 'sigma2',
   pMean: -1.2,
   pStd: 1.2,
@@ -175,10 +184,19 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       }, genVars);
 
     const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
+    // Configs stored before the warm-up existed have no field: no warm-up.
+    const warmup = c.fakeWarmupSteps ?? 0;
+    if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`diffInstruct: fakeWarmupSteps must be an integer ≥ 0, got ${warmup}`);
+    const fitFake = (lr: number) =>
+      tf.tidy(() => {
+        const { value, grads } = fakeGrads(draw(c.batchSize, rng));
+        optF.apply(byName(fake.params, grads), lr);
+        return value.dataSync()[0]!;
+      });
 
     await runLoop({
       phase: 'diff-instruct',
-      totalSteps: c.steps,
+      totalSteps: warmup + c.steps,
       startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
       checkpointHint: o.statePath,
@@ -195,16 +213,12 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
         generatorGrads(draw(n, r));
       },
       step: (i) => {
-        const scale = lrScale(c, i);
+        // Warm-up: s_φ alone, on the initial generator.
+        if (i <= warmup) return { fakeLoss: fitFake(c.lrFake) };
+        const scale = lrScale(c, i - warmup);
         // Step 1: fit s_φ to the generator's current samples.
         let fakeLoss = 0;
-        for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
-          fakeLoss += tf.tidy(() => {
-            const { value, grads } = fakeGrads(draw(c.batchSize, rng));
-            optF.apply(byName(fake.params, grads), c.lrFake * scale);
-            return value.dataSync()[0]! / c.fakeStepsPerGeneratorStep;
-          });
-        }
+        for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) fakeLoss += fitFake(c.lrFake * scale) / c.fakeStepsPerGeneratorStep;
         // Step 2: update θ with the IKL gradient (3.2).
         const { value, grads } = generatorGrads(draw(c.batchSize, rng));
         const gradNorm = Math.sqrt(sumOfSquares(Object.values(grads)));

@@ -173,6 +173,36 @@ describe('diffInstruct (Algorithm 1)', () => {
     expect(new Set(counts2).size).toBe(1);
   });
 
+  it('fakeWarmupSteps fits s_φ alone on the initial generator first, counted as loop steps, and resumes exactly', async () => {
+    const teacher = smallTeacher(2, 6);
+    const cfg = { ...DIFF_INSTRUCT_DEFAULTS, batchSize: 16, steps: 3, fakeWarmupSteps: 4, checkpointEvery: 5, lrFake: 1e-2 };
+    const g0 = values(tweedieGenerator(teacher, 2.5));
+    const steps: number[] = [];
+    const warmOnly = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, steps: 0 }, rng: new Rng(8), onProgress: (e) => steps.push(e.total) });
+    // Four warm-up steps: the generator and its EMA untouched, the fake score moved off the teacher.
+    expect(steps).toEqual([4]);
+    expect(values(warmOnly.generator)).toEqual(g0);
+    expect(values(warmOnly.ema)).toEqual(g0);
+    expect(values(warmOnly.fake)).not.toEqual(values(teacher));
+    // Then the generator steps: 4 + 3 loop steps, and the generator moves.
+    const totals: number[] = [];
+    const a = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(8), onProgress: (e) => totals.push(e.total) });
+    expect(totals.at(-1)).toBe(7);
+    expect(values(a.generator)).not.toEqual(g0);
+    // Unlike a run without warm-up from the same seed.
+    const plain = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, fakeWarmupSteps: 0 }, rng: new Rng(8) });
+    expect(values(plain.generator)).not.toEqual(values(a.generator));
+    // Stopped at loop step 5 (one generator step after the warm-up), resumed to the end: bit for bit.
+    const statePath = join(mkdtempSync(join(tmpdir(), 'di-warm-')), 'di.safetensors');
+    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, steps: 1 }, rng: new Rng(8), statePath });
+    const b = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(1), statePath, resume: true });
+    expect(values(b.generator)).toEqual(values(a.generator));
+    expect(values(b.fake)).toEqual(values(a.fake));
+    await expect(diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, fakeWarmupSteps: -1 }, rng: new Rng(0) })).rejects.toThrow(
+      /fakeWarmupSteps must be an integer ≥ 0, got -1/,
+    );
+  });
+
   it('rejects a generator whose samples do not fit the teacher', async () => {
     const teacher = smallTeacher(2);
     const other = tweedieGenerator(smallTeacher(3), 2.5);
