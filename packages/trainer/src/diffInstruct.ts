@@ -212,7 +212,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
         });
         generatorGrads(draw(n, r));
       },
-      step: (i) => {
+      step: (i): Record<string, number> => {
         // Warm-up: s_φ alone, on the initial generator.
         if (i <= warmup) return { fakeLoss: fitFake(c.lrFake) };
         const scale = lrScale(c, i - warmup);
