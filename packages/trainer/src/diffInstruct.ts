@@ -134,6 +134,9 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
   if (tShape !== shape) {
     throw new Error(`diffInstruct: the generator makes samples of shape [${shape}] but the teacher expects [${tShape}]`);
   }
+  // Configs stored before the warm-up existed have no field: no warm-up.
+  const warmup = c.fakeWarmupSteps ?? 0;
+  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`diffInstruct: fakeWarmupSteps must be an integer ≥ 0, got ${warmup}`);
   const fake = o.fake ?? cloneModel(teacher);
   const optG = new Adam(generator.params, {
     lr: c.lrGenerator,
@@ -184,9 +187,6 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       }, genVars);
 
     const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
-    // Configs stored before the warm-up existed have no field: no warm-up.
-    const warmup = c.fakeWarmupSteps ?? 0;
-    if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`diffInstruct: fakeWarmupSteps must be an integer ≥ 0, got ${warmup}`);
     const fitFake = (lr: number) =>
       tf.tidy(() => {
         const { value, grads } = fakeGrads(draw(c.batchSize, rng));
