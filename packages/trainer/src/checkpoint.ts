@@ -75,16 +75,28 @@ export function restoreGroup(state: LoadedTrainState, prefix: string, vars: Reco
 /**
  * Compares the config stored in a training state with the current one, ignoring the keys that may
  * change on resume (such as the total number of steps). Throws with the differing keys.
+ *
+ * `added` maps the dotted paths of keys that a loop gained after states were first written to the
+ * value that does what the loop did before (e.g. `{ 'train.fakeWarmupSteps': 0 }`): a stored config
+ * without such a key matches a current one that holds that value, so older runs still resume.
  */
-export function checkResumeConfig(stored: unknown, current: unknown, path: string, mayChange: readonly string[] = ['steps']): void {
+export function checkResumeConfig(
+  stored: unknown,
+  current: unknown,
+  path: string,
+  mayChange: readonly string[] = ['steps'],
+  added: Readonly<Record<string, unknown>> = {},
+): void {
   const diffs: string[] = [];
   const walk = (a: unknown, b: unknown, key: string) => {
     if (mayChange.includes(key.split('.').pop() ?? '')) return;
+    if (a === undefined && key in added && JSON.stringify(b) === JSON.stringify(added[key])) return;
     if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
       const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
       for (const k of keys) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], key ? `${key}.${k}` : k);
     } else if (JSON.stringify(a) !== JSON.stringify(b)) {
-      diffs.push(`${key}: stored ${JSON.stringify(a)}, now ${JSON.stringify(b)}`);
+      const show = (v: unknown) => (v === undefined ? '(none)' : JSON.stringify(v));
+      diffs.push(`${key}: stored ${show(a)}, now ${show(b)}`);
     }
   };
   walk(stored, current, '');
@@ -110,12 +122,14 @@ export function resumeTraining(o: {
   statePath?: string;
   kind: string;
   config: unknown;
+  /** Keys added to the config since states were first written, with their neutral values: see `checkResumeConfig`. */
+  added?: Readonly<Record<string, unknown>>;
   groups: Record<string, Record<string, tf.Variable>>;
   log?: JsonlLog;
 }): Resumed | undefined {
   if (!o.resume || !o.statePath || !existsSync(o.statePath)) return undefined;
   const st = loadTrainState(o.statePath, o.kind);
-  checkResumeConfig(st.info.config, o.config, o.statePath);
+  checkResumeConfig(st.info.config, o.config, o.statePath, undefined, o.added);
   for (const [prefix, vars] of Object.entries(o.groups)) restoreGroup(st, prefix, vars, o.statePath);
   o.log?.truncateAfter(o.kind, st.info.step);
   return { step: st.info.step, rng: new Rng(st.info.rng), optimizerSteps: st.info.optimizerSteps };

@@ -157,7 +157,16 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       'adamF.m': optF.m,
       'adamF.v': optF.v,
     };
-    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'diff-instruct', config: runConfig, groups, log: o.log });
+    const resumed = resumeTraining({
+      resume: o.resume,
+      statePath: o.statePath,
+      kind: 'diff-instruct',
+      config: runConfig,
+      // States written before these settings existed ran with these values.
+      added: { 'train.lrSchedule': 'constant', 'train.fakeWarmupSteps': 0 },
+      groups,
+      log: o.log,
+    });
     const rng = resumed?.rng ?? o.rng;
     optG.t = resumed?.optimizerSteps.generator ?? 0;
     optF.t = resumed?.optimizerSteps.fake ?? 0;

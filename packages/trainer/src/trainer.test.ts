@@ -7,6 +7,7 @@ import { createDenoiser, tweedieGenerator, type DenoiserModel, type GeneratorMod
 import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
+import { checkResumeConfig } from './checkpoint.js';
 import { DIFF_INSTRUCT_DEFAULTS, diffInstruct, lrScale } from './diffInstruct.js';
 import { TEACHER_DEFAULTS, trainTeacher } from './teacher.js';
 
@@ -60,6 +61,17 @@ describe('trainTeacher', () => {
         resume: true,
       }),
     ).rejects.toThrow(/config differs \(train\.lr: stored 0\.001, now 0\.5\)/);
+  });
+
+  it('checkResumeConfig accepts a key added since the state was written only at its neutral value', () => {
+    const stored = { train: { lr: 1 } };
+    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 0 } }, 'p', ['steps'], { 'train.warm': 0 })).not.toThrow();
+    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 2 } }, 'p', ['steps'], { 'train.warm': 0 })).toThrow(
+      /cannot resume from p: the config differs \(train\.warm: stored \(none\), now 2\)/,
+    );
+    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 0 } }, 'p')).toThrow(/train\.warm: stored \(none\), now 0/);
+    // A key the stored config has is compared as usual.
+    expect(() => checkResumeConfig({ train: { lr: 1, warm: 1 } }, { train: { lr: 1, warm: 0 } }, 'p', ['steps'], { 'train.warm': 0 })).toThrow(/train\.warm: stored 1, now 0/);
   });
 
   it('says clearly when the training state is corrupt', async () => {
@@ -201,6 +213,21 @@ describe('diffInstruct (Algorithm 1)', () => {
     await expect(diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, fakeWarmupSteps: -1 }, rng: new Rng(0) })).rejects.toThrow(
       /fakeWarmupSteps must be an integer ≥ 0, got -1/,
     );
+  });
+
+  it('resumes a state written before fakeWarmupSteps existed, when the run asks for no warm-up', async () => {
+    const teacher = smallTeacher(2, 7);
+    const cfg = { ...DIFF_INSTRUCT_DEFAULTS, batchSize: 16, steps: 4, checkpointEvery: 2 };
+    const { fakeWarmupSteps: _, ...older } = cfg; // the config as such a state stored it
+    const a = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(3) });
+    const statePath = join(mkdtempSync(join(tmpdir(), 'di-old-')), 'di.safetensors');
+    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...older, steps: 2 } as typeof cfg, rng: new Rng(3), statePath });
+    // A warm-up the old run never had is still a different setting.
+    await expect(
+      diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, fakeWarmupSteps: 3 }, rng: new Rng(0), statePath, resume: true }),
+    ).rejects.toThrow(/config differs \(train\.fakeWarmupSteps: stored \(none\), now 3\)/);
+    const b = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(0), statePath, resume: true });
+    expect(values(b.generator)).toEqual(values(a.generator));
   });
 
   it('rejects a generator whose samples do not fit the teacher', async () => {
