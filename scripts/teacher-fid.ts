@@ -7,7 +7,11 @@ import { loadClassifier, loadDenoiser } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 
 const [path, steps = 5, n = 2000, seed = 0] = process.argv.slice(2).map((a, i) => (i === 0 ? a : Number(a))) as [string, number?, number?, number?];
-if (!path) throw new Error('usage: pnpm -s teacher-fid <teacher.safetensors> [heun steps] [samples] [seed]');
+const usage = 'usage: pnpm -s teacher-fid <teacher.safetensors> [heun steps ≥ 1] [samples ≥ 1] [seed ≥ 0]';
+if (!path) throw new Error(usage);
+if (!(Number.isInteger(steps) && steps >= 1 && Number.isInteger(n) && n >= 1 && Number.isInteger(seed) && seed >= 0)) {
+  throw new Error(`teacher-fid: got heun steps ${steps}, samples ${n}, seed ${seed}; ${usage}`);
+}
 await selectBackend(undefined);
 const shape = [32, 32, 1];
 const cls = loadClassifier('checkpoints/mnist/classifier/classifier.safetensors');
