@@ -1,7 +1,7 @@
-// FID (LeNet features) of an MNIST teacher's own samples: EDM Heun, 250 samples per batch.
+// FID (LeNet features) of an MNIST teacher's own samples, clipped to [-1, 1] as in distill's tables: EDM Heun, 250 samples per batch.
 // pnpm -s teacher-fid <teacher.safetensors> [heun steps = 5 (9 NFE)] [samples = 2000] [seed = 0]
 import { loadImageDataset } from '@diff-instruct/data';
-import { classify, imageMetrics, selectBackend } from '@diff-instruct/distill-cli';
+import { classify, clipImages, imageMetrics, selectBackend } from '@diff-instruct/distill-cli';
 import { gaussianStats } from '@diff-instruct/metrics';
 import { loadClassifier, loadDenoiser } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
@@ -25,5 +25,5 @@ for (let i = 0; i < n; i += 250) {
   images.set(x.dataSync() as Float32Array, i * 32 * 32);
   x.dispose();
 }
-const m = imageMetrics(cls, refStats, images, n, shape);
+const m = imageMetrics(cls, refStats, clipImages(images), n, shape);
 console.log(JSON.stringify({ teacher: path, nfe: 2 * steps - 1, samples: n, seed, fid: m.fid, is: m.is, classFractions: m.classFractions }));
