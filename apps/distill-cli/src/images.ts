@@ -274,7 +274,7 @@ export function generate(gen: GeneratorModel, n: number, rng: Rng, labels?: Int3
  * to the teacher, keyed by the teacher's bytes, the NFE, the seed, N and the labels. A hit is said
  * in the log, and its time per sample is measured again on 20 samples.
  */
-function teacherSamples(
+export function teacherSamples(
   teacher: DenoiserModel,
   teacherPath: string,
   steps: number,
