@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
@@ -56,6 +57,13 @@ describe('gan-refine', () => {
     const o = JSON.parse((await cli('--config', cfg, '--steps', '7', '--lr', '3e-4', '--seed', '4', '--fake-warmup', '12', '--dry-run')).stdout);
     expect(o.refine).toMatchObject({ steps: 7, batchSize: 2, lrGenerator: 3e-4, lrFake: 3e-4, fakeWarmupSteps: 12 });
     expect(o).toMatchObject({ seed: 4, numSamples: 20 });
+  });
+
+  it('reads the high-noise recipe the README reports (configs/high-noise.json) on top of the defaults', async () => {
+    const recipe = fileURLToPath(new URL('../configs/high-noise.json', import.meta.url));
+    const o = JSON.parse((await cli('--config', recipe, '--dry-run')).stdout);
+    expect(o.refine).toMatchObject({ steps: 300, fakeStepsPerGeneratorStep: 4, pMean: 0.8, pStd: 0.8, lrGenerator: 1e-5, lrFake: 1e-5, beta1: 0, beta2: 0.99, batchSize: 32 });
+    expect(o.numSamples).toBe(2000);
   });
 
   it('refines end to end: before/after from the same latents, a drop-in generator, exact resume', async () => {
