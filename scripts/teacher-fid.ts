@@ -2,8 +2,7 @@
 // teacher rows (teacherSamples: EDM Heun, the same latents, clipped to [-1, 1], cached beside the teacher).
 // pnpm -s teacher-fid <teacher.safetensors> [heun steps = 5 (9 NFE)] [samples = 2000] [seed = 0]
 import { loadImageDataset } from '@diff-instruct/data';
-import { classify, imageMetrics, selectBackend, teacherSamples } from '@diff-instruct/distill-cli';
-import { gaussianStats } from '@diff-instruct/metrics';
+import { committed, imageMetrics, referenceStats, selectBackend, teacherSamples } from '@diff-instruct/distill-cli';
 import { loadClassifier, loadDenoiser } from '@diff-instruct/models';
 
 const [path, steps = 5, n = 2000, seed = 0] = process.argv.slice(2).map((a, i) => (i === 0 ? a : Number(a))) as [string, number?, number?, number?];
@@ -13,11 +12,10 @@ if (!(Number.isInteger(steps) && steps >= 1 && Number.isInteger(n) && n >= 1 && 
   throw new Error(`teacher-fid: got heun steps ${steps}, samples ${n}, seed ${seed}; ${usage}`);
 }
 await selectBackend(undefined);
-const shape = [32, 32, 1];
-const cls = loadClassifier('checkpoints/mnist/classifier/classifier.safetensors');
+const cls = loadClassifier(committed('mnist', 'classifier', false));
 const test = loadImageDataset('mnist', { split: 'test' });
-const ref = classify(cls, test.images, test.n, shape);
-const refStats = gaussianStats(ref.features, test.n, ref.d);
+const shape = [test.height, test.width, test.channels];
+const refStats = referenceStats(cls, test);
 const io = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
 const { images, nfe } = teacherSamples(loadDenoiser(path), path, steps, n, seed, undefined, io);
 const m = imageMetrics(cls, refStats, images, n, shape);

@@ -230,6 +230,12 @@ export function classify(cls: ClassifierModel, images: Float32Array, n: number, 
   return { features, probs, d };
 }
 
+/** FID's reference: the Gaussian statistics of the classifier's features of a dataset split (the test split). */
+export function referenceStats(cls: ClassifierModel, data: { images: Float32Array; n: number; height: number; width: number; channels: number }): GaussianStats {
+  const ref = classify(cls, data.images, data.n, [data.height, data.width, data.channels]);
+  return gaussianStats(ref.features, data.n, ref.d);
+}
+
 export function imageMetrics(cls: ClassifierModel, ref: GaussianStats, images: Float32Array, n: number, shape: number[], labels?: Int32Array): ImageMetrics {
   const { features, probs, d } = classify(cls, images, n, shape);
   const k = cls.config.numClasses;
@@ -394,8 +400,7 @@ export async function runImages(argv: readonly string[], io: Io): Promise<number
   io.stderr(`distill images: ${c.dataset}, teacher ${teacherPath}, classifier ${classifierPath}; tfjs backend ${io.backend ?? tf.getBackend()}; writing to ${c.out}\n`);
 
   // Reference statistics: the classifier's features of the test split.
-  const ref = classify(cls, test.images, test.n, shape);
-  const refStats = gaussianStats(ref.features, test.n, ref.d);
+  const refStats = referenceStats(cls, test);
   const k = net.numClasses;
   const labelsFor = (n: number) => (c.conditional ? Int32Array.from({ length: n }, (_, i) => i % k) : undefined);
 

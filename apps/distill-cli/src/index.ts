@@ -7,5 +7,5 @@ export { selectBackend } from './backend.js';
 export { RUN_FLAGS, UsageError, flagHelp, parseArgs, requirePositive, startCommand, type FlagSpec, type Parsed } from './args.js';
 export { progressBar } from './progress.js';
 export { seedFor } from './seeds.js';
-export { checkpointSnapshots, classify, clipImages, committed, generate, imageMetrics, teacherSamples, type ImageMetrics, type SnapshotOptions } from './images.js';
+export { checkpointSnapshots, classify, clipImages, committed, generate, imageMetrics, referenceStats, teacherSamples, type ImageMetrics, type SnapshotOptions } from './images.js';
 export { singleCommandMain } from './program.js';

@@ -6,7 +6,6 @@ import {
   RUN_FLAGS,
   UsageError,
   checkpointSnapshots,
-  classify,
   committed,
   flagHelp,
   generate,
@@ -15,6 +14,7 @@ import {
   prepareOut,
   progressBar,
   readConfigFile,
+  referenceStats,
   requirePositive,
   resumeConfig,
   seedFor,
@@ -23,7 +23,6 @@ import {
   type ImageMetrics,
   type Io,
 } from '@diff-instruct/distill-cli';
-import { gaussianStats } from '@diff-instruct/metrics';
 import { FORMAT, loadClassifier, loadDenoiser, loadGenerator, readSafetensorsFile, sampleShape, saveModel, writeFileAtomic } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
@@ -185,8 +184,7 @@ export async function runRefine(argv: readonly string[], io: Io): Promise<number
   if (!resuming) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify({ ...c, generator: generatorPath, teacher: teacherPath, classifier: classifierPath }, null, 2)}\n`);
   io.stderr(`gan-refine: ${c.dataset}, generator ${generatorPath}, teacher ${teacherPath}; tfjs backend ${io.backend ?? tf.getBackend()}; writing to ${c.out}\n`);
 
-  const ref = classify(cls, test.images, test.n, shape);
-  const refStats = gaussianStats(ref.features, test.n, ref.d);
+  const refStats = referenceStats(cls, test);
   const k = generator.numClasses;
   const labelsFor = (n: number) => (k > 0 ? Int32Array.from({ length: n }, (_, i) => i % k) : undefined);
   const n = c.numSamples;
