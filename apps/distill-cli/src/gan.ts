@@ -2,7 +2,6 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset } from '@diff-instruct/data';
-import { gaussianStats } from '@diff-instruct/metrics';
 import {
   STYLEGAN2_PRESETS,
   createGenerator,
@@ -20,7 +19,7 @@ import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct
 
 import { RUN_FLAGS, UsageError, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
-import { checkpointSnapshots, classify, committed } from './images.js';
+import { checkpointSnapshots, committed, referenceStats } from './images.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 import type { Io } from './toy.js';
@@ -128,8 +127,7 @@ export async function runGanCommand(argv: readonly string[], io: Io): Promise<nu
   io.stderr(`distill gan: ${data.name}, ${data.n} images ${shape.join('×')}; ${describeModel(gc)}; discriminator ${Object.values(D.params).reduce((s, v) => s + v.size, 0).toLocaleString('en-US')} parameters; tfjs backend ${io.backend ?? tf.getBackend()}; writing to ${c.out}\n`);
 
   const cls = loadClassifier(classifierPath);
-  const ref = classify(cls, test.images, test.n, shape);
-  const refStats = gaussianStats(ref.features, test.n, ref.d);
+  const refStats = referenceStats(cls, test);
   const labelsFor = (n: number) => (k > 0 ? Int32Array.from({ length: n }, (_, i) => i % k) : undefined);
   const log = new JsonlLog(join(out, 'log.jsonl'));
   // the grid keeps the last 10 checkpoints of this process (a resumed run starts a new grid)
