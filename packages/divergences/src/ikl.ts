@@ -41,8 +41,8 @@ export interface IklSurrogateArgs {
   sigmaData?: number;
 }
 
-/** w(σ) per sample for a named weighting (`'dmd'` also needs x0 and D_teacher). */
-function weights(weighting: IklWeighting, sigma: Float32Array, sigmaData: number, dmdScale?: Float32Array): Float32Array {
+/** w(σ) per sample for a named weighting (`'dmd'` also needs x0 and D_teacher). Shared with `sidLoss`. */
+export function iklWeights(weighting: IklWeighting, sigma: Float32Array, sigmaData: number, dmdScale?: Float32Array): Float32Array {
   if (typeof weighting === 'function') {
     const w = weighting(sigma);
     if (w.length !== sigma.length) {
@@ -62,6 +62,15 @@ function weights(weighting: IklWeighting, sigma: Float32Array, sigmaData: number
         return (s * s) / Math.max(dmdScale![i]!, 1e-12);
     }
   });
+}
+
+/** DMD's per-sample normaliser mean_dims|x0 − D_teacher(x_t)|, read out as numbers (no gradient). */
+export function dmdNormaliser(x0: tf.Tensor, dTeacher: tf.Tensor): Float32Array {
+  const n = x0.shape[0]!;
+  const m = tf.tidy(() => tf.mean(tf.abs(tf.sub(x0, dTeacher)).reshape([n, -1]), 1));
+  const scale = m.dataSync() as Float32Array;
+  m.dispose();
+  return scale;
 }
 
 /**
@@ -86,11 +95,8 @@ export function iklSurrogate(args: IklSurrogateArgs): tf.Scalar {
       const xt = tf.add(x, tf.mul(s, noise));
       const dTeacher = teacher(xt, sigma, label);
       const dFake = fake(xt, sigma, label);
-      const dmdScale =
-        weighting === 'dmd'
-          ? (tf.mean(tf.abs(tf.sub(x, dTeacher)).reshape([n, -1]), 1).dataSync() as Float32Array)
-          : undefined;
-      const w = weights(weighting, sigma.dataSync() as Float32Array, sigmaData, dmdScale);
+      const dmdScale = weighting === 'dmd' ? dmdNormaliser(x, dTeacher) : undefined;
+      const w = iklWeights(weighting, sigma.dataSync() as Float32Array, sigmaData, dmdScale);
       const coef = tf.tensor(w, perSampleShape(n, x.rank), 'float32');
       return tf.div(tf.mul(coef, tf.sub(dFake, dTeacher)), tf.mul(tf.square(s), n));
     });

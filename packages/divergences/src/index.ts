@@ -1,5 +1,6 @@
 export { dsmLoss, type DsmLossArgs } from './dsm.js';
 export { iklSurrogate, iklValue, type IklWeighting, type IklSurrogateArgs, type IklValueArgs } from './ikl.js';
+export { sidLoss, type SidLossArgs } from './sid.js';
 export { sdsSurrogate, diracDenoiser, type SdsSurrogateArgs } from './sds.js';
 export { iklDisjointSupport, disjointSupportLogDensity } from './analytic.js';
 export { simpson } from './quadrature.js';
