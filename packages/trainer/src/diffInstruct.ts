@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { dsmLoss, iklSurrogate, type IklWeighting } from '@diff-instruct/divergences';
+import { dsmLoss, iklSurrogate, sidLoss, type IklWeighting } from '@diff-instruct/divergences';
 import {
   cloneModel,
   cloneParams,
@@ -19,8 +19,22 @@ import { sumOfSquares } from './fused.js';
 import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
 
+/** The generator's objective in step 2 of Algorithm 1; see `DiffInstructConfig.objective`. */
+export type GeneratorObjective = 'ikl' | 'sid';
+export const GENERATOR_OBJECTIVES: readonly GeneratorObjective[] = ['ikl', 'sid'];
+
 /** Settings of Algorithm 1. Plain JSON; every default says why. */
 export interface DiffInstructConfig {
+  /**
+   * The generator's update (step 2):
+   * - `'ikl'`: Diff-Instruct's IKL gradient (3.2), `iklSurrogate`; no Jacobian of either score net;
+   * - `'sid'`: Score identity Distillation's loss (Zhou et al. 2024), `sidLoss`, which also
+   *   back-propagates through both denoisers into x_t (about three times the cost of a step).
+   * Step 1 (DSM of the fake score) is the same for both.
+   */
+  objective: GeneratorObjective;
+  /** SiD's α (used when `objective` is 'sid'); 1.2 as in the SiD paper. */
+  sidAlpha: number;
   /** Generator updates. */
   steps: number;
   batchSize: number;
@@ -49,6 +63,8 @@ export interface DiffInstructConfig {
   /**
    * The weighting of (3.2). 'sigma2' is the official code's plain difference of denoisers
    * (w = σ²); it beat the DMD normaliser on every target measured (DESIGN.md), so it is the default.
+   * For 'sid' the same names apply (`sidLoss`): 'dmd' is SiD's own normaliser, 'sigma2' the plain
+   * product of denoiser differences.
    */
   weighting: Exclude<IklWeighting, (s: Float32Array) => Float32Array>;
   /** Noise levels of both steps: EDM log-normal, the teacher's training distribution. */
@@ -62,6 +78,8 @@ export interface DiffInstructConfig {
 }
 
 export const DIFF_INSTRUCT_DEFAULTS: DiffInstructConfig = {
+  objective: 'ikl',
+  sidAlpha: 1.2,
   steps: 2000,
   batchSize: 512,
   lrGenerator: 1e-4,
@@ -137,6 +155,13 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
   // Configs stored before the warm-up existed have no field: no warm-up.
   const warmup = c.fakeWarmupSteps ?? 0;
   if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`diffInstruct: fakeWarmupSteps must be an integer ≥ 0, got ${warmup}`);
+  // Configs stored before the objective existed have no field: Diff-Instruct's IKL.
+  const objective = c.objective ?? 'ikl';
+  if (!GENERATOR_OBJECTIVES.includes(objective)) {
+    throw new Error(`diffInstruct: unknown objective ${JSON.stringify(objective)}; use ${GENERATOR_OBJECTIVES.map((v) => `'${v}'`).join(' or ')}`);
+  }
+  const sidAlpha = c.sidAlpha ?? 1.2;
+  if (!Number.isFinite(sidAlpha)) throw new Error(`diffInstruct: sidAlpha must be a finite number, got ${sidAlpha}`);
   const fake = o.fake ?? cloneModel(teacher);
   const optG = new Adam(generator.params, {
     lr: c.lrGenerator,
@@ -163,7 +188,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       kind: 'diff-instruct',
       config: runConfig,
       // States written before these settings existed ran with these values.
-      added: { 'train.lrSchedule': 'constant', 'train.fakeWarmupSteps': 0 },
+      added: { 'train.lrSchedule': 'constant', 'train.fakeWarmupSteps': 0, 'train.objective': 'ikl', 'train.sidAlpha': 1.2 },
       groups,
       log: o.log,
     });
@@ -188,11 +213,13 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       const x0 = generator.generate(z, label);
       return tf.variableGrads(() => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }), fakeVars);
     };
-    // Step 2's gradient: the IKL gradient (3.2) of θ through the stop-gradient surrogate.
+    // Step 2's gradient: the IKL gradient (3.2) of θ through the stop-gradient surrogate, or SiD's
+    // loss through both denoisers; only θ is differentiated (genVars), so neither score net moves.
     const generatorGrads = ({ z, label, sigma, noise }: Draw) =>
       tf.variableGrads(() => {
         const x0 = generator.generate(z, label);
-        return iklSurrogate({ x0, sigma, noise, teacher: teacher.denoise, fake: fake.denoise, label, weighting: c.weighting, sigmaData });
+        const args = { x0, sigma, noise, teacher: teacher.denoise, fake: fake.denoise, label, weighting: c.weighting, sigmaData };
+        return objective === 'sid' ? sidLoss({ ...args, alpha: sidAlpha }) : iklSurrogate(args);
       }, genVars);
 
     const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));

@@ -27,6 +27,8 @@ export {
   diffInstruct,
   lrScale,
   DIFF_INSTRUCT_DEFAULTS,
+  GENERATOR_OBJECTIVES,
+  type GeneratorObjective,
   type DiffInstructConfig,
   type DiffInstructOptions,
   type DiffInstructResult,

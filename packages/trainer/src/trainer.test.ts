@@ -102,8 +102,8 @@ function modeError(g: GeneratorModel, dim: number): number {
 }
 
 describe('diffInstruct (Algorithm 1)', () => {
-  for (const dim of [2, 5]) {
-    it(`pulls a generator towards the teacher's distribution in ${dim}-D`, async () => {
+  for (const [dim, objective] of [[2, 'ikl'], [5, 'ikl'], [5, 'sid']] as const) {
+    it(`pulls a generator towards the teacher's distribution in ${dim}-D (objective '${objective}')`, async () => {
       const data = { data: mixture(dim).sample(new Rng(1), 4096), sampleShape: [dim] };
       const { ema: teacher } = await trainTeacher({
         model: smallTeacher(dim, 0, [64, 64]),
@@ -113,13 +113,16 @@ describe('diffInstruct (Algorithm 1)', () => {
       });
       const g = tweedieGenerator(teacher, 2.5);
       const before = modeError(g, dim);
+      const teacherBefore = values(teacher);
       const { ema } = await diffInstruct({
         teacher,
         generator: g,
-        config: { ...DIFF_INSTRUCT_DEFAULTS, steps: 300, batchSize: 128, lrGenerator: 1e-3, lrFake: 1e-3, emaHalfLife: 20 },
+        config: { ...DIFF_INSTRUCT_DEFAULTS, objective, steps: 300, batchSize: 128, lrGenerator: 1e-3, lrFake: 1e-3, emaHalfLife: 20 },
         rng: new Rng(3),
       });
       const after = modeError(ema, dim);
+      // Neither score network moved.
+      expect(values(teacher)).toEqual(teacherBefore);
       // What exact samples score: the modes have std 0.3, so even they are ~0.3·E|χ_d| from a centre.
       const exact = mixture(dim).sample(new Rng(9), 1000);
       const rows = Array.from({ length: 1000 }, (_, i) => Array.from(exact.subarray(i * dim, (i + 1) * dim)));
@@ -228,6 +231,35 @@ describe('diffInstruct (Algorithm 1)', () => {
     ).rejects.toThrow(/config differs \(train\.fakeWarmupSteps: stored \(none\), now 3\)/);
     const b = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(0), statePath, resume: true });
     expect(values(b.generator)).toEqual(values(a.generator));
+  });
+
+  it("objective 'sid' resumes exactly; a state written before the objective existed resumes as 'ikl' only", async () => {
+    const teacher = smallTeacher(2, 9);
+    const cfg = { ...DIFF_INSTRUCT_DEFAULTS, objective: 'sid' as const, batchSize: 16, steps: 4, checkpointEvery: 2 };
+    const a = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(3) });
+    const ikl = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, objective: 'ikl' }, rng: new Rng(3) });
+    expect(values(a.generator)).not.toEqual(values(ikl.generator));
+    const statePath = join(mkdtempSync(join(tmpdir(), 'di-sid-')), 'di.safetensors');
+    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, steps: 2 }, rng: new Rng(3), statePath });
+    await expect(
+      diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, objective: 'ikl' }, rng: new Rng(0), statePath, resume: true }),
+    ).rejects.toThrow(/train\.objective: stored "sid", now "ikl"/);
+    const b = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(0), statePath, resume: true });
+    expect(values(b.generator)).toEqual(values(a.generator));
+    expect(values(b.fake)).toEqual(values(a.fake));
+
+    // A state without the two fields (as written before them) resumes with the defaults, and refuses 'sid'.
+    const { objective: _o, sidAlpha: _a, ...older } = { ...cfg, objective: 'ikl' as const };
+    const oldPath = join(mkdtempSync(join(tmpdir(), 'di-old-')), 'di.safetensors');
+    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...older, steps: 2 } as typeof cfg, rng: new Rng(3), statePath: oldPath });
+    await expect(
+      diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(0), statePath: oldPath, resume: true }),
+    ).rejects.toThrow(/train\.objective: stored \(none\), now "sid"/);
+    const c = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, objective: 'ikl' }, rng: new Rng(0), statePath: oldPath, resume: true });
+    expect(values(c.generator)).toEqual(values(ikl.generator));
+    await expect(
+      diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...cfg, objective: 'fisher' as 'sid' }, rng: new Rng(0) }),
+    ).rejects.toThrow(/unknown objective "fisher"; use 'ikl' or 'sid'/);
   });
 
   it('rejects a generator whose samples do not fit the teacher', async () => {
