@@ -1,3 +1,5 @@
+import { GENERATOR_OBJECTIVES, type DiffInstructConfig } from '@diff-instruct/trainer';
+
 /** A flag's type: what its value parses as. */
 export type FlagType = 'string' | 'int' | 'number' | 'boolean';
 
@@ -122,4 +124,32 @@ export function startCommand<C>(
 /** Refuses a setting that must be positive, naming its flag: `requirePositive([['--steps', c.steps]])`. */
 export function requirePositive(settings: readonly (readonly [flag: string, value: number])[]): void {
   for (const [flag, v] of settings) if (!(v > 0)) throw new UsageError(`${flag} must be > 0, got ${v}`);
+}
+
+const WEIGHTINGS = ['sigma2', 'dmd', 'uniform', 'edm'] as const;
+
+/** The generator objective of Algorithm 1: the same flags on every distillation command. */
+export const OBJECTIVE_FLAGS: Record<string, FlagSpec> = {
+  objective: { type: 'string', help: "generator objective: 'ikl' (Diff-Instruct's IKL) or 'sid' (Score identity Distillation)" },
+  'sid-alpha': { type: 'number', help: "SiD's α, with --objective sid (default 1.2)" },
+  weighting: { type: 'string', help: "weighting: 'sigma2' (official), 'dmd' (SiD's own), 'uniform', 'edm'" },
+};
+
+/** Applies `OBJECTIVE_FLAGS` to a Diff-Instruct config and checks the result, naming the flag at fault. */
+export function applyObjectiveFlags(flags: Parsed['flags'], d: DiffInstructConfig): void {
+  if (flags.objective !== undefined) d.objective = String(flags.objective) as DiffInstructConfig['objective'];
+  if (flags.sidAlpha !== undefined) d.sidAlpha = Number(flags.sidAlpha);
+  if (flags.weighting !== undefined) d.weighting = String(flags.weighting) as DiffInstructConfig['weighting'];
+  if (!GENERATOR_OBJECTIVES.includes(d.objective)) {
+    throw new UsageError(`--objective must be one of ${GENERATOR_OBJECTIVES.join(', ')}; got "${d.objective}"`);
+  }
+  if (!Number.isFinite(d.sidAlpha)) throw new UsageError(`--sid-alpha must be a finite number, got ${d.sidAlpha}`);
+  if (!(WEIGHTINGS as readonly string[]).includes(d.weighting)) {
+    throw new UsageError(`--weighting must be one of ${WEIGHTINGS.join(', ')}; got "${d.weighting}"`);
+  }
+}
+
+/** How a report names the objective of a run: "Diff-Instruct (IKL)" or "SiD (α = 1.2)", with its weighting. */
+export function describeObjective(d: DiffInstructConfig): string {
+  return `${d.objective === 'sid' ? `SiD (α = ${d.sidAlpha})` : 'Diff-Instruct (IKL)'}, weighting ${d.weighting}`;
 }

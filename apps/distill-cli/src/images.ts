@@ -30,7 +30,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
+import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
 import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -99,6 +99,8 @@ export const IMAGES_FLAGS: Record<string, FlagSpec> = {
   lr: { type: 'number', help: 'learning rate of the generator and the fake score' },
   'lr-schedule': { type: 'string', help: 'constant, or cosine (both rates decay to 0 over the run)' },
   'init-sigma': { type: 'number', help: 'σ* of the Tweedie initialisation (default 2.5)' },
+  ...OBJECTIVE_FLAGS,
+  'fake-steps': { type: 'int', help: 'fake-score DSM steps per generator step (default 1)' },
   'num-samples': { type: 'int', help: 'samples for the table and the .npy files (default 2000)' },
   quick: {
     type: 'boolean',
@@ -182,6 +184,8 @@ export function resolveImagesConfig(flags: Record<string, string | number | bool
   if (flags.lr !== undefined) c.distill.lrGenerator = c.distill.lrFake = Number(flags.lr);
   if (flags.lrSchedule !== undefined) c.distill.lrSchedule = String(flags.lrSchedule) as ImagesConfig['distill']['lrSchedule'];
   if (!['constant', 'cosine'].includes(c.distill.lrSchedule)) throw new UsageError(`--lr-schedule must be constant or cosine, got "${c.distill.lrSchedule}"`);
+  applyObjectiveFlags(flags, c.distill);
+  if (flags.fakeSteps !== undefined) c.distill.fakeStepsPerGeneratorStep = Number(flags.fakeSteps);
   if (flags.initSigma !== undefined) c.initSigma = Number(flags.initSigma);
   if (flags.numSamples !== undefined) c.numSamples = Number(flags.numSamples);
   if (flags.out !== undefined) c.out = String(flags.out);
@@ -192,6 +196,7 @@ export function resolveImagesConfig(flags: Record<string, string | number | bool
     ['--lr', c.distill.lrGenerator],
     ['--init-sigma', c.initSigma],
     ['--num-samples', c.numSamples],
+    ['--fake-steps', c.distill.fakeStepsPerGeneratorStep],
   ]);
   return c;
 }
@@ -468,6 +473,6 @@ Inception FID. Lower FID is better; IS (on the same classifier) and coverage: hi
 |---|---|---|---|---|---|---|
 ${[row('**Diff-Instruct generator**', '1', r.generator), ...Object.entries(r.teacher).map(([k, m]) => row('teacher, EDM Heun', k.replace('nfe', ''), m))].join('\n')}
 
-Diff-Instruct: ${c.distill.steps} steps, batch ${c.distill.batchSize}, lr ${c.distill.lrGenerator} (${c.distill.lrSchedule}), weighting ${c.distill.weighting}, Tweedie init at σ* = ${c.initSigma}.
+${describeObjective(c.distill)}: ${c.distill.steps} steps, batch ${c.distill.batchSize}, lr ${c.distill.lrGenerator} (${c.distill.lrSchedule}), ${c.distill.fakeStepsPerGeneratorStep} fake step(s) per generator step, Tweedie init at σ* = ${c.initSigma}.
 `;
 }

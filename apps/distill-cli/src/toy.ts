@@ -27,7 +27,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
-import { RUN_FLAGS, UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import { TOY_DEFAULTS, mergeConfig, prepareOut, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -44,7 +44,7 @@ export const TOY_FLAGS: Record<string, FlagSpec> = {
   lr: { type: 'number', help: 'Diff-Instruct learning rate of the generator and the fake score' },
   generator: { type: 'string', help: "'tweedie' (teacher at σ*, eq. B.3; default) or 'mlp'" },
   'init-sigma': { type: 'number', help: 'σ* of the Tweedie initialisation (default 2.5)' },
-  weighting: { type: 'string', help: "IKL weighting: 'sigma2' (official, default), 'dmd', 'uniform', 'edm'" },
+  ...OBJECTIVE_FLAGS,
   'fake-steps': { type: 'int', help: 'fake-score DSM steps per generator step (default 1)' },
   json: { type: 'boolean', help: 'print report.json to stdout instead of the table' },
   ...RUN_FLAGS,
@@ -112,7 +112,7 @@ export function resolveToyConfig(flags: Record<string, string | number | boolean
     c.distill.lrGenerator = Number(flags.lr);
     c.distill.lrFake = Number(flags.lr);
   }
-  if (flags.weighting !== undefined) c.distill.weighting = String(flags.weighting) as ToyConfig['distill']['weighting'];
+  applyObjectiveFlags(flags, c.distill);
   if (flags.fakeSteps !== undefined) c.distill.fakeStepsPerGeneratorStep = Number(flags.fakeSteps);
   checkToyConfig(c);
   return c;
@@ -128,9 +128,6 @@ function checkToyConfig(c: ToyConfig): void {
   }
   if (c.generator !== 'tweedie' && c.generator !== 'mlp') {
     throw new UsageError(`--generator must be 'tweedie' or 'mlp', got "${c.generator}"`);
-  }
-  if (!['sigma2', 'dmd', 'uniform', 'edm'].includes(c.distill.weighting)) {
-    throw new UsageError(`--weighting must be one of sigma2, dmd, uniform, edm; got "${c.distill.weighting}"`);
   }
   const positive: [string, number][] = [
     ['--num-samples', c.numSamples],
@@ -387,7 +384,7 @@ the energy distance between independent target samples and the held-out points.
 ${rows.join('\n')}
 
 ${noise}
-Teacher: ${c.teacherTrain.steps} DSM steps (or loaded); Diff-Instruct: ${c.distill.steps} steps, batch ${c.distill.batchSize}, weighting ${c.distill.weighting}, generator ${c.generator}${c.generator === 'tweedie' ? ` (σ* = ${c.initSigma})` : ''}.
+Teacher: ${c.teacherTrain.steps} DSM steps (or loaded); ${describeObjective(c.distill)}: ${c.distill.steps} steps, batch ${c.distill.batchSize}, generator ${c.generator}${c.generator === 'tweedie' ? ` (σ* = ${c.initSigma})` : ''}.
 `;
 }
 

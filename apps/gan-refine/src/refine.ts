@@ -3,8 +3,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset } from '@diff-instruct/data';
 import {
+  OBJECTIVE_FLAGS,
   RUN_FLAGS,
   UsageError,
+  applyObjectiveFlags,
+  describeObjective,
   checkpointSnapshots,
   committed,
   flagHelp,
@@ -71,6 +74,7 @@ export const REFINE_FLAGS: Record<string, FlagSpec> = {
   'batch-size': { type: 'int', help: `batch size (default ${REFINE_DEFAULTS.refine.batchSize})` },
   lr: { type: 'number', help: `learning rate of the generator and of the fake score, equal as in Table 9 (default ${REFINE_DEFAULTS.refine.lrGenerator})` },
   'fake-warmup': { type: 'int', help: `DSM steps of the fake score on the GAN before the first generator step (default ${REFINE_DEFAULTS.refine.fakeWarmupSteps})` },
+  ...OBJECTIVE_FLAGS,
   'num-samples': { type: 'int', help: `samples before and after, from the same latents (default ${REFINE_DEFAULTS.numSamples})` },
   out: { type: 'string', help: `run folder (default ${REFINE_DEFAULTS.out})` },
   json: { type: 'boolean', help: 'print report.json to stdout' },
@@ -114,6 +118,7 @@ export function resolveRefineConfig(flags: Record<string, string | number | bool
   if (flags.batchSize !== undefined) c.refine.batchSize = Number(flags.batchSize);
   if (flags.lr !== undefined) c.refine.lrGenerator = c.refine.lrFake = Number(flags.lr);
   if (flags.fakeWarmup !== undefined) c.refine.fakeWarmupSteps = Number(flags.fakeWarmup);
+  applyObjectiveFlags(flags, c.refine);
   if (flags.numSamples !== undefined) c.numSamples = Number(flags.numSamples);
   if (flags.out !== undefined) c.out = String(flags.out);
   if (flags.seed !== undefined) c.seed = Number(flags.seed);
@@ -280,7 +285,7 @@ split; it is NOT comparable with Inception FID. Lower FID is better; IS (same cl
 ${row('GAN (before)', r.before)}
 ${row('**GAN + Diff-Instruct (after)**', r.after)}
 
-Change in FID: ${f(r.after.fid - r.before.fid)}. Diff-Instruct: ${c.refine.steps} steps, batch ${c.refine.batchSize}, lr ${c.refine.lrGenerator === c.refine.lrFake ? `${c.refine.lrGenerator} (G and fake score)` : `${c.refine.lrGenerator} (G), ${c.refine.lrFake} (fake score)`}, Adam β = (${c.refine.beta1}, ${c.refine.beta2}), weighting ${c.refine.weighting}, EMA half-life ${c.refine.emaHalfLife} steps${c.refine.fakeWarmupSteps > 0 ? `; the fake score first fitted the GAN alone for ${c.refine.fakeWarmupSteps} steps (loop steps 1–${c.refine.fakeWarmupSteps} of the curves)` : ''}.
+Change in FID: ${f(r.after.fid - r.before.fid)}. ${describeObjective(c.refine)}: ${c.refine.steps} steps, batch ${c.refine.batchSize}, lr ${c.refine.lrGenerator === c.refine.lrFake ? `${c.refine.lrGenerator} (G and fake score)` : `${c.refine.lrGenerator} (G), ${c.refine.lrFake} (fake score)`}, Adam β = (${c.refine.beta1}, ${c.refine.beta2}), EMA half-life ${c.refine.emaHalfLife} steps${c.refine.fakeWarmupSteps > 0 ? `; the fake score first fitted the GAN alone for ${c.refine.fakeWarmupSteps} steps (loop steps 1–${c.refine.fakeWarmupSteps} of the curves)` : ''}.
 
 Class balance (% of the samples the classifier puts in each class; a mode-seeking update moves mass to a few classes):
 
