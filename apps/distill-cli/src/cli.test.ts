@@ -95,6 +95,21 @@ describe('distill CLI', () => {
     expect(bad.stderr).toMatch(/--lr-schedule must be constant or cosine, got "step"/);
   });
 
+  it('--objective, --sid-alpha and --weighting set the generator objective on toy and images, and typos are refused', async () => {
+    for (const cmd of ['toy', 'images']) {
+      const o = JSON.parse((await cli(cmd, '--objective', 'sid', '--sid-alpha', '1', '--weighting', 'dmd', '--dry-run')).stdout);
+      expect(o.distill).toMatchObject({ objective: 'sid', sidAlpha: 1, weighting: 'dmd' });
+      const objective = await cli(cmd, '--objective', 'fisher', '--dry-run');
+      expect(objective.code).toBe(2);
+      expect(objective.stderr).toMatch(/--objective must be one of ikl, sid; got "fisher"/);
+      const weighting = await cli(cmd, '--weighting', 'sigma', '--dry-run');
+      expect(weighting.code).toBe(2);
+      expect(weighting.stderr).toMatch(/--weighting must be one of sigma2, dmd, uniform, edm; got "sigma"/);
+    }
+    expect(JSON.parse((await cli('images', '--fake-steps', '3', '--dry-run')).stdout).distill.fakeStepsPerGeneratorStep).toBe(3);
+    expect((await cli('images', '--fake-steps', '0', '--dry-run')).stderr).toMatch(/--fake-steps must be > 0, got 0/);
+  });
+
   it('gan: trainGan defaults, flags over defaults, clear errors', async () => {
     const d = JSON.parse((await cli('gan', '--dry-run')).stdout);
     expect(d.preset).toBe('mnist-stylegan2');

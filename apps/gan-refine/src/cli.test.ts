@@ -57,6 +57,11 @@ describe('gan-refine', () => {
     const o = JSON.parse((await cli('--config', cfg, '--steps', '7', '--lr', '3e-4', '--seed', '4', '--fake-warmup', '12', '--dry-run')).stdout);
     expect(o.refine).toMatchObject({ steps: 7, batchSize: 2, lrGenerator: 3e-4, lrFake: 3e-4, fakeWarmupSteps: 12 });
     expect(o).toMatchObject({ seed: 4, numSamples: 20 });
+    const sid = JSON.parse((await cli('--objective', 'sid', '--sid-alpha', '1.1', '--weighting', 'sigma2', '--dry-run')).stdout);
+    expect(sid.refine).toMatchObject({ objective: 'sid', sidAlpha: 1.1, weighting: 'sigma2' });
+    const bad = await cli('--objective', 'dmd', '--dry-run');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--objective must be one of ikl, sid; got "dmd"/);
   });
 
   it('reads the high-noise recipe the README reports (configs/high-noise.json) on top of the defaults', async () => {
