@@ -128,11 +128,12 @@ export function requirePositive(settings: readonly (readonly [flag: string, valu
 
 const WEIGHTINGS = ['sigma2', 'dmd', 'uniform', 'edm'] as const;
 
-/** The generator objective of Algorithm 1: the same flags on every distillation command. */
+/** The generator objective of Algorithm 1 and its schedule: the same flags on every distillation command. */
 export const OBJECTIVE_FLAGS: Record<string, FlagSpec> = {
   objective: { type: 'string', help: "generator objective: 'ikl' (Diff-Instruct's IKL) or 'sid' (Score identity Distillation)" },
   'sid-alpha': { type: 'number', help: "SiD's α, with --objective sid (default 1.2)" },
   weighting: { type: 'string', help: "weighting: 'sigma2' (official), 'dmd' (SiD's own), 'uniform', 'edm'" },
+  'lr-schedule': { type: 'string', help: 'constant, or cosine (both rates decay to 0 over the run)' },
 };
 
 /** Applies `OBJECTIVE_FLAGS` to a Diff-Instruct config and checks the result, naming the flag at fault. */
@@ -140,6 +141,8 @@ export function applyObjectiveFlags(flags: Parsed['flags'], d: DiffInstructConfi
   if (flags.objective !== undefined) d.objective = String(flags.objective) as DiffInstructConfig['objective'];
   if (flags.sidAlpha !== undefined) d.sidAlpha = Number(flags.sidAlpha);
   if (flags.weighting !== undefined) d.weighting = String(flags.weighting) as DiffInstructConfig['weighting'];
+  if (flags.lrSchedule !== undefined) d.lrSchedule = String(flags.lrSchedule) as DiffInstructConfig['lrSchedule'];
+  if (!['constant', 'cosine'].includes(d.lrSchedule)) throw new UsageError(`--lr-schedule must be constant or cosine, got "${d.lrSchedule}"`);
   if (!GENERATOR_OBJECTIVES.includes(d.objective)) {
     throw new UsageError(`--objective must be one of ${GENERATOR_OBJECTIVES.join(', ')}; got "${d.objective}"`);
   }

@@ -97,7 +97,6 @@ export const IMAGES_FLAGS: Record<string, FlagSpec> = {
   steps: { type: 'int', help: 'Diff-Instruct generator steps' },
   'batch-size': { type: 'int', help: 'batch size' },
   lr: { type: 'number', help: 'learning rate of the generator and the fake score' },
-  'lr-schedule': { type: 'string', help: 'constant, or cosine (both rates decay to 0 over the run)' },
   'init-sigma': { type: 'number', help: 'σ* of the Tweedie initialisation (default 2.5)' },
   ...OBJECTIVE_FLAGS,
   'fake-steps': { type: 'int', help: 'fake-score DSM steps per generator step (default 1)' },
@@ -182,8 +181,6 @@ export function resolveImagesConfig(flags: Record<string, string | number | bool
   if (flags.steps !== undefined) c.distill.steps = Number(flags.steps);
   if (flags.batchSize !== undefined) c.distill.batchSize = Number(flags.batchSize);
   if (flags.lr !== undefined) c.distill.lrGenerator = c.distill.lrFake = Number(flags.lr);
-  if (flags.lrSchedule !== undefined) c.distill.lrSchedule = String(flags.lrSchedule) as ImagesConfig['distill']['lrSchedule'];
-  if (!['constant', 'cosine'].includes(c.distill.lrSchedule)) throw new UsageError(`--lr-schedule must be constant or cosine, got "${c.distill.lrSchedule}"`);
   applyObjectiveFlags(flags, c.distill);
   if (flags.fakeSteps !== undefined) c.distill.fakeStepsPerGeneratorStep = Number(flags.fakeSteps);
   if (flags.initSigma !== undefined) c.initSigma = Number(flags.initSigma);
