@@ -194,15 +194,19 @@ describe('distill CLI', () => {
   it('--resume continues exactly where the run stopped', async () => {
     const dir = tmp();
     const straight = join(dir, 'straight');
-    const cfg = writeConfig(dir, { distill: { steps: 20, batchSize: 64, checkpointEvery: 10 } });
+    const cfg = writeConfig(dir, { distill: { steps: 20, batchSize: 64, checkpointEvery: 10, objective: 'ikl' } });
     expect((await cli('toy', '--config', cfg, '--out', straight, '--num-samples', '200', '--quiet')).code).toBe(0);
 
-    // The same run stopped after 10 steps (its state file is at step 10), then resumed to 20.
+    // The same run stopped after 10 steps (its state file is at step 10), then resumed to 20. Its
+    // config.json is written as runs were before the objective existed: a resume takes 'ikl' for it,
+    // whatever today's default objective is.
     const stopped = join(dir, 'stopped');
-    const cfg10 = writeConfig(dir, { distill: { steps: 10, batchSize: 64, checkpointEvery: 10 } });
+    const cfg10 = writeConfig(dir, { distill: { steps: 10, batchSize: 64, checkpointEvery: 10, objective: 'ikl' } });
     expect((await cli('toy', '--config', cfg10, '--out', stopped, '--num-samples', '200', '--quiet')).code).toBe(0);
     const stored = JSON.parse(readFileSync(join(stopped, 'config.json'), 'utf8'));
     stored.distill.steps = 20;
+    delete stored.distill.objective;
+    delete stored.distill.sidAlpha;
     writeFileSync(join(stopped, 'config.json'), JSON.stringify(stored));
     const r = await cli('toy', '--resume', stopped, '--quiet');
     expect(r.code).toBe(0);

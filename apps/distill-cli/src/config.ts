@@ -88,10 +88,18 @@ export function readConfigFile(path: string): unknown {
 }
 
 /**
- * The stored config of the run in `dir`, for `--resume dir`: every other flag except the harmless
- * ones is refused, because a resumed run continues with the settings it started with.
+ * What a Diff-Instruct config stored before `objective` and `sidAlpha` existed ran with: under
+ * `--resume`, a stored config without them takes these, never today's defaults.
  */
-export function resumeConfig<T>(defaults: T, dir: string, flags: Record<string, unknown>): T {
+export const BEFORE_OBJECTIVES = { objective: 'ikl', sidAlpha: 1.2 } as const;
+
+/**
+ * The stored config of the run in `dir`, for `--resume dir`: every other flag except the harmless
+ * ones is refused, because a resumed run continues with the settings it started with. `older` holds
+ * the values of settings added since some runs were stored (e.g. `{ distill: BEFORE_OBJECTIVES }`):
+ * a key the stored config lacks takes that value instead of the current default.
+ */
+export function resumeConfig<T>(defaults: T, dir: string, flags: Record<string, unknown>, older: unknown = {}): T {
   const path = `${dir}/config.json`;
   if (!existsSync(path)) throw new UsageError(`--resume ${dir}: no run there (config.json is missing)`);
   const allowed = new Set(['resume', 'json', 'quiet', 'backend', 'help', 'dryRun']);
@@ -100,7 +108,7 @@ export function resumeConfig<T>(defaults: T, dir: string, flags: Record<string, 
     const kebab = (k: string) => k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
     throw new UsageError(`--resume continues a run with its stored settings; drop ${other.map((k) => `--${kebab(k)}`).join(', ')}`);
   }
-  return { ...mergeConfig(defaults, readConfigFile(path), path), out: dir };
+  return { ...mergeConfig(mergeConfig(defaults, older, 'settings added since'), readConfigFile(path), path), out: dir };
 }
 
 /**

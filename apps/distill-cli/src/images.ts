@@ -31,7 +31,7 @@ import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
 
 import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
-import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
+import { BEFORE_OBJECTIVES, mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 import type { Io } from './toy.js';
@@ -157,7 +157,7 @@ export function committed(dataset: string, what: 'teacher' | 'classifier' | 'gan
 }
 
 export function resolveImagesConfig(flags: Record<string, string | number | boolean>): ImagesConfig {
-  if (flags.resume !== undefined) return resumeConfig(IMAGES_DEFAULTS, String(flags.resume), flags);
+  if (flags.resume !== undefined) return resumeConfig(IMAGES_DEFAULTS, String(flags.resume), flags, { distill: BEFORE_OBJECTIVES });
   let c: ImagesConfig = structuredClone(IMAGES_DEFAULTS);
   if (flags.config !== undefined) c = mergeConfig(c, readConfigFile(String(flags.config)), String(flags.config));
   if (flags.dataset !== undefined) {

@@ -28,7 +28,7 @@ import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
 import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { TOY_DEFAULTS, mergeConfig, prepareOut, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
+import { BEFORE_OBJECTIVES, TOY_DEFAULTS, mergeConfig, prepareOut, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
 
@@ -88,7 +88,7 @@ export interface ToyReport {
 
 /** Turns flags (and --config, --resume) into the resolved config. Pure apart from reading files. */
 export function resolveToyConfig(flags: Record<string, string | number | boolean>): ToyConfig {
-  if (flags.resume !== undefined) return resumeConfig(TOY_DEFAULTS, String(flags.resume), flags);
+  if (flags.resume !== undefined) return resumeConfig(TOY_DEFAULTS, String(flags.resume), flags, { distill: BEFORE_OBJECTIVES });
   let c: ToyConfig = structuredClone(TOY_DEFAULTS);
   if (flags.config !== undefined) c = mergeConfig(c, readConfigFile(String(flags.config)), String(flags.config));
   const set = <K extends keyof ToyConfig>(k: K, v: unknown) => {

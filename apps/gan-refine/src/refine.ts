@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset } from '@diff-instruct/data';
 import {
+  BEFORE_OBJECTIVES,
   OBJECTIVE_FLAGS,
   RUN_FLAGS,
   UsageError,
@@ -103,7 +104,7 @@ Examples:
 `;
 
 export function resolveRefineConfig(flags: Record<string, string | number | boolean>): RefineConfig {
-  if (flags.resume !== undefined) return resumeConfig(REFINE_DEFAULTS, String(flags.resume), flags);
+  if (flags.resume !== undefined) return resumeConfig(REFINE_DEFAULTS, String(flags.resume), flags, { refine: BEFORE_OBJECTIVES });
   let c: RefineConfig = structuredClone(REFINE_DEFAULTS);
   if (flags.config !== undefined) c = mergeConfig(c, readConfigFile(String(flags.config)), String(flags.config));
   if (flags.dataset !== undefined) {
