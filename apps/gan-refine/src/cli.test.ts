@@ -122,6 +122,15 @@ describe('gan-refine', () => {
     const bad = await cli('--resume', out2, '--steps', '5');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--resume continues a run with its stored settings; drop --steps/);
+
+    // SiD through a StyleGAN2 generator: another update from the same latents, named in the report.
+    const out3 = join(dir, 'sid');
+    const sid = await cli(...args, '--out', out3, '--objective', 'sid', '--json');
+    expect(sid.code, sid.stderr).toBe(0);
+    expect(readFileSync(join(out3, 'samples-before.npy')).equals(readFileSync(join(out, 'samples-before.npy')))).toBe(true);
+    expect(readFileSync(join(out3, 'samples-after.npy')).equals(readFileSync(join(out, 'samples-after.npy')))).toBe(false);
+    expect(Number.isFinite(JSON.parse(sid.stdout).after.fid)).toBe(true);
+    expect(readFileSync(join(out3, 'report.md'), 'utf8')).toMatch(/SiD \(α = 1\.2\), weighting sigma2: 2 steps/);
   });
 
   it('rejects bad input with one clear line and no partial output', async () => {
