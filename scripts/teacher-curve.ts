@@ -6,9 +6,11 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { linePlot, loadImageDataset } from '@diff-instruct/data';
-import { committed, imageMetrics, referenceStats, selectBackend, teacherSamples } from '@diff-instruct/distill-cli';
-import { loadClassifier, loadDenoiser, writeFileAtomic } from '@diff-instruct/models';
+import { linePlot } from '@diff-instruct/data';
+import { imageMetrics, teacherSamples } from '@diff-instruct/distill-cli';
+import { loadDenoiser, writeFileAtomic } from '@diff-instruct/models';
+
+import { mnistReference } from './mnist-reference.js';
 
 const [dir, steps = 18, n = 2000, seed = 0] = process.argv.slice(2).map((a, i) => (i === 0 ? a : Number(a))) as [string, number?, number?, number?];
 const usage = 'usage: pnpm -s teacher-curve <folder of teacher-<step>.safetensors> [heun steps ≥ 1] [samples ≥ 1] [seed ≥ 0]';
@@ -28,12 +30,7 @@ const logPath = join(dir, 'fid.jsonl');
 const read = (): Point[] => (existsSync(logPath) ? readFileSync(logPath, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Point) : []);
 const same = (p: Point) => p.nfe === nfe && p.samples === n && p.seed === seed;
 
-await selectBackend(undefined);
-const cls = loadClassifier(committed('mnist', 'classifier', false));
-const test = loadImageDataset('mnist', { split: 'test' });
-const shape = [test.height, test.width, test.channels];
-const refStats = referenceStats(cls, test);
-const io = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
+const { cls, shape, refStats, io } = await mnistReference();
 for (const s of snapshots) {
   if (read().some((p) => same(p) && p.step === s.step)) continue;
   const t0 = performance.now();

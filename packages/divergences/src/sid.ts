@@ -1,22 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Denoiser } from '@diff-instruct/sde';
 
-import { dmdNormaliser, iklWeights, type IklWeighting } from './ikl.js';
+import { dmdNormaliser, iklWeights, type IklSurrogateArgs, type IklWeighting } from './ikl.js';
 import { checkBatch, perSampleShape } from './validate.js';
 
 /** Arguments of {@link sidLoss}: those of `iklSurrogate`, plus SiD's α. */
-export interface SidLossArgs {
-  /** Generator output x_g = g_θ(z), [N, ...dims]; the gradient flows to it, also through x_t. */
-  x0: tf.Tensor;
-  /** One noise level per sample, [N] (VE space: x_t = x_g + σ·n). */
-  sigma: tf.Tensor1D;
-  /** Standard normal noise n, the shape of x0. */
-  noise: tf.Tensor;
-  /** The pre-trained model, f_T = D_teacher. */
-  teacher: Denoiser;
-  /** The fake score of the generator's distribution, f_F = D_fake. */
-  fake: Denoiser;
-  label?: tf.Tensor2D;
+export interface SidLossArgs extends IklSurrogateArgs {
   /** SiD's α; 1.2, the value of Zhou et al. (2024) for every data set. */
   alpha?: number;
   /**
@@ -24,13 +12,11 @@ export interface SidLossArgs {
    * the two objectives share one setting: a weighting w(σ) of scores becomes the factor w(σ)/σ² on
    * the product of denoiser differences below, so that the `x_g` term of the gradient is exactly
    * `iklSurrogate`'s gradient under the same weighting.
-   * - `'dmd'` (SiD's own): 1 / mean_dims|x_g − f_T| per sample, the DMD normaliser;
+   * - `'dmd'` (SiD's own, the default here): 1 / mean_dims|x_g − f_T| per sample, the DMD normaliser;
    * - `'sigma2'`: factor 1, the plain product of denoiser differences (Diff-Instruct's default);
    * - `'uniform'`, `'edm'` and functions of σ as in `iklSurrogate`.
    */
   weighting?: IklWeighting;
-  /** σ_data of the `'edm'` weighting; 0.5. */
-  sigmaData?: number;
 }
 
 /**
