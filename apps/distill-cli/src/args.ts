@@ -152,6 +152,11 @@ export function applyObjectiveFlags(flags: Parsed['flags'], d: DiffInstructConfi
   }
 }
 
+/** The generator's name in a report: "SiD generator" or "Diff-Instruct generator". */
+export function generatorName(d: DiffInstructConfig): string {
+  return `${d.objective === 'sid' ? 'SiD' : 'Diff-Instruct'} generator`;
+}
+
 /** How a report names the objective of a run: "Diff-Instruct (IKL)" or "SiD (α = 1.2)", with its weighting. */
 export function describeObjective(d: DiffInstructConfig): string {
   return `${d.objective === 'sid' ? `SiD (α = ${d.sidAlpha})` : 'Diff-Instruct (IKL)'}, weighting ${d.weighting}`;

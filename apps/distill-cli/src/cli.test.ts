@@ -245,7 +245,7 @@ describe('distill CLI', () => {
     writeFileSync(csv, lines.join('\n'));
     const r2 = await cli('toy', '--config', writeConfig(dir), '--data', csv, '--out', join(dir, 'csv'), '--num-samples', '60', '--quiet');
     expect(r2.code).toBe(0);
-    expect(r2.stdout).toMatch(/Diff-Instruct generator/);
+    expect(r2.stdout).toMatch(/\*\*SiD generator\*\* \| 1 \|/); // the default objective, named in the table
   });
 });
 

@@ -30,7 +30,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
 
-import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
+import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, generatorName, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
 import { BEFORE_OBJECTIVES, mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -468,7 +468,7 @@ Inception FID. Lower FID is better; IS (on the same classifier) and coverage: hi
 
 | sampler | NFE | FID (LeNet) | IS | coverage | accuracy | ms/sample |
 |---|---|---|---|---|---|---|
-${[row('**Diff-Instruct generator**', '1', r.generator), ...Object.entries(r.teacher).map(([k, m]) => row('teacher, EDM Heun', k.replace('nfe', ''), m))].join('\n')}
+${[row(`**${generatorName(c.distill)}**`, '1', r.generator), ...Object.entries(r.teacher).map(([k, m]) => row('teacher, EDM Heun', k.replace('nfe', ''), m))].join('\n')}
 
 ${describeObjective(c.distill)}: ${c.distill.steps} steps, batch ${c.distill.batchSize}, lr ${c.distill.lrGenerator} (${c.distill.lrSchedule}), ${c.distill.fakeStepsPerGeneratorStep} fake step(s) per generator step, Tweedie init at σ* = ${c.initSigma}.
 `;

@@ -27,7 +27,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
-import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, flagHelp, parseArgs, type FlagSpec } from './args.js';
+import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, generatorName, flagHelp, parseArgs, type FlagSpec } from './args.js';
 import { BEFORE_OBJECTIVES, TOY_DEFAULTS, mergeConfig, prepareOut, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
 import { progressBar } from './progress.js';
 import { seedFor } from './seeds.js';
@@ -343,7 +343,7 @@ function evaluate(c: ToyConfig, data: ToyData, teacher: DenoiserModel, gen: Gene
         { points: data.heldout, dim, label: 'held-out data' },
         { points: best, dim, label: 'teacher Heun 35 NFE' },
         { points: teacherSamples.nfe1 ?? best, dim, label: 'teacher 1 NFE' },
-        { points: samples, dim, label: 'Diff-Instruct 1 NFE' },
+        { points: samples, dim, label: `${generatorName(c.distill).replace(' generator', '')} 1 NFE` },
       ],
     }),
   );
@@ -365,7 +365,7 @@ export function reportMarkdown(
     rows.push(
       `| ${name} | ${nfe} | ${fmt(m.energy)} | ${fmt(m.energy - r.floor.energy)} | ${fmt(m.mmd)} | ${fmt(m.swd)} | ${fmt(m.loglik)} | ${ms === undefined ? '–' : ms.toFixed(3)} |`,
     );
-  row('**Diff-Instruct generator**', '1', r.generator, r.ms?.generator);
+  row(`**${generatorName(c.distill)}**`, '1', r.generator, r.ms?.generator);
   for (const [k, m] of Object.entries(r.teacher)) row('teacher, EDM Heun', k.replace('nfe', ''), m, r.ms?.[k]);
   row(`floor (target vs target${r.floorEnergyStd === undefined ? '' : ', mean of 4'})`, '–', r.floor);
   const noise =
