@@ -194,14 +194,15 @@ describe('distill CLI', () => {
   it('--resume continues exactly where the run stopped', async () => {
     const dir = tmp();
     const straight = join(dir, 'straight');
-    const cfg = writeConfig(dir, { distill: { steps: 20, batchSize: 64, checkpointEvery: 10, objective: 'ikl' } });
+    // A constant rate: the stopped run is made by a shorter schedule, which cosine decay would change.
+    const cfg = writeConfig(dir, { distill: { steps: 20, batchSize: 64, checkpointEvery: 10, objective: 'ikl', lrSchedule: 'constant' } });
     expect((await cli('toy', '--config', cfg, '--out', straight, '--num-samples', '200', '--quiet')).code).toBe(0);
 
     // The same run stopped after 10 steps (its state file is at step 10), then resumed to 20. Its
     // config.json is written as runs were before the objective existed: a resume takes 'ikl' for it,
     // whatever today's default objective is.
     const stopped = join(dir, 'stopped');
-    const cfg10 = writeConfig(dir, { distill: { steps: 10, batchSize: 64, checkpointEvery: 10, objective: 'ikl' } });
+    const cfg10 = writeConfig(dir, { distill: { steps: 10, batchSize: 64, checkpointEvery: 10, objective: 'ikl', lrSchedule: 'constant' } });
     expect((await cli('toy', '--config', cfg10, '--out', stopped, '--num-samples', '200', '--quiet')).code).toBe(0);
     const stored = JSON.parse(readFileSync(join(stopped, 'config.json'), 'utf8'));
     stored.distill.steps = 20;
