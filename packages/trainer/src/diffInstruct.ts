@@ -29,8 +29,10 @@ export interface DiffInstructConfig {
    * The generator's update (step 2):
    * - `'ikl'`: Diff-Instruct's IKL gradient (3.2), `iklSurrogate`; no Jacobian of either score net;
    * - `'sid'`: Score identity Distillation's loss (Zhou et al. 2024), `sidLoss`, which also
-   *   back-propagates through both denoisers into x_t (about three times the cost of a step).
-   * Step 1 (DSM of the fake score) is the same for both.
+   *   back-propagates through both denoisers into x_t (a step measured 1.3–1.5× an IKL step).
+   * Step 1 (DSM of the fake score) is the same for both. 'ikl' is the default of the library, the
+   * paper's method; SiD beat it on the low-dimensional targets and IKL led on MNIST in 500 steps
+   * (docs/objectives.md), so each command picks its own.
    */
   objective: GeneratorObjective;
   /** SiD's α (used when `objective` is 'sid'); 1.2 as in the SiD paper. */
