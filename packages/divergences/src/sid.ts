@@ -59,10 +59,8 @@ export function sidLoss(args: SidLossArgs): tf.Scalar {
     const fT = teacher(xt, sigma, label);
     const fF = fake(xt, sigma, label);
     const sig = sigma.dataSync() as Float32Array;
-    const factor =
-      weighting === 'dmd'
-        ? dmdNormaliser(x0, fT).map((m) => 1 / Math.max(m, 1e-12))
-        : iklWeights(weighting, sig, sigmaData).map((w, i) => w / (sig[i]! * sig[i]!));
+    const dmdScale = weighting === 'dmd' ? dmdNormaliser(x0, fT) : undefined;
+    const factor = iklWeights(weighting, sig, sigmaData, dmdScale).map((w, i) => w / (sig[i]! * sig[i]!));
     const c = tf.tensor(factor, perSampleShape(n, x0.rank), 'float32');
     const d = tf.sub(fT, fF);
     const per = tf.mul(d, tf.sub(tf.sub(fT, x0), tf.mul(alpha, d)));
