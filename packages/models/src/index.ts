@@ -1,5 +1,6 @@
 export { matmul, dense, addBias, silu, oneHotEmbed, conv2d, conv2dBias, upsample2x, downsample2x, groupNorm, groupNormSilu, softmax, batchMatmul } from './ops.js';
-export { edmPrecond, type RawNet } from './precond.js';
+export { edmPrecond, edmFeatures, type RawNet } from './precond.js';
+export { initFeatureHead, featureHead } from './head.js';
 export {
   type MlpScoreConfig,
   type UnetConfig,
@@ -19,8 +20,8 @@ export {
   validateClassifierConfig,
 } from './config.js';
 export { type Params, type Init, cloneParams, copyParams, countParams, disposeModel } from './params.js';
-export { noiseFeatures, initMlpScore, mlpScore, initMlpGenerator, mlpGenerator } from './mlp.js';
-export { initUnet, unetScore, groupsFor } from './unet.js';
+export { noiseFeatures, initMlpScore, mlpScore, mlpFeatures, initMlpGenerator, mlpGenerator } from './mlp.js';
+export { initUnet, unetScore, unetFeatures, groupsFor } from './unet.js';
 export { type ClassifierModel, initLenet, lenet, createClassifier, initClassifier, classifierFromParams } from './lenet.js';
 export { UNET_PRESETS, type UnetPreset, unetPreset, STYLEGAN2_PRESETS, type StyleGan2Preset, stylegan2Preset, paramCountOf, describeModel } from './presets.js';
 export {

@@ -66,6 +66,19 @@ export function initMlpScore(config: MlpScoreConfig, init: Init, prefix: string,
  * label row adds nothing (the unconditional model of classifier-free guidance).
  */
 export function mlpScore(config: MlpScoreConfig, params: Params, prefix: string): RawNet {
+  return mlpNet(config, params, prefix).score;
+}
+
+/**
+ * The MLP score network's features at (x_in, c_noise, label): its last hidden layer [N, h_last],
+ * the input of its output layer (for a discriminator head on a score network, as DMD2 does).
+ */
+export function mlpFeatures(config: MlpScoreConfig, params: Params, prefix: string): RawNet {
+  return mlpNet(config, params, prefix).features;
+}
+
+/** The score network and its features, sharing one trunk. */
+function mlpNet(config: MlpScoreConfig, params: Params, prefix: string): { score: RawNet; features: RawNet } {
   const p = (name: string) => param<tf.Tensor2D>(params, `${prefix}.${name}`);
   const b = (name: string) => param<tf.Tensor1D>(params, `${prefix}.${name}`);
   const mapLabel = config.numClasses > 0 ? p('map_label.weight') : null;
@@ -73,23 +86,26 @@ export function mlpScore(config: MlpScoreConfig, params: Params, prefix: string)
   const map1 = [p('map_layer1.weight'), b('map_layer1.bias')] as const;
   const layers = config.hidden.map((_, i) => [p(`layers.${i}.weight`), b(`layers.${i}.bias`), p(`layers.${i}.emb.weight`)] as const);
   const out = [p('out.weight'), b('out.bias')] as const;
-  return (xIn, cNoise, label) =>
-    tf.tidy(() => {
-      const n = xIn.shape[0]!;
-      if (xIn.size !== n * config.dim) {
-        throw new Error(`mlp score network: expected x with ${config.dim} values per sample, got shape [${xIn.shape}]`);
-      }
-      let emb = noiseFeatures(cNoise, config.embedDim);
-      if (label !== undefined) {
-        if (mapLabel === null) throw new Error('mlp score network: got a label, but the network is unconditional (numClasses = 0)');
-        emb = tf.add(emb, oneHotEmbed(label, mapLabel));
-      }
-      emb = silu(dense(emb, ...map0));
-      emb = silu(dense(emb, ...map1));
-      let h = xIn.reshape([n, config.dim]) as tf.Tensor2D;
-      for (const [w, bias, wEmb] of layers) h = silu(tf.add(dense(h, w, bias), matmul(emb, wEmb)));
-      return dense(h, ...out).reshape(xIn.shape);
-    });
+  const trunk = (xIn: tf.Tensor, cNoise: tf.Tensor1D, label?: tf.Tensor2D): tf.Tensor2D => {
+    const n = xIn.shape[0]!;
+    if (xIn.size !== n * config.dim) {
+      throw new Error(`mlp score network: expected x with ${config.dim} values per sample, got shape [${xIn.shape}]`);
+    }
+    let emb = noiseFeatures(cNoise, config.embedDim);
+    if (label !== undefined) {
+      if (mapLabel === null) throw new Error('mlp score network: got a label, but the network is unconditional (numClasses = 0)');
+      emb = tf.add(emb, oneHotEmbed(label, mapLabel));
+    }
+    emb = silu(dense(emb, ...map0));
+    emb = silu(dense(emb, ...map1));
+    let h = xIn.reshape([n, config.dim]) as tf.Tensor2D;
+    for (const [w, bias, wEmb] of layers) h = silu(tf.add(dense(h, w, bias), matmul(emb, wEmb)));
+    return h;
+  };
+  return {
+    score: (xIn, cNoise, label) => tf.tidy(() => dense(trunk(xIn, cNoise, label), ...out).reshape(xIn.shape)),
+    features: (xIn, cNoise, label) => tf.tidy(() => trunk(xIn, cNoise, label)),
+  };
 }
 
 /**

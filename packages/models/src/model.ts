@@ -11,11 +11,11 @@ import {
   validateGeneratorConfig,
 } from './config.js';
 import { type ClassifierModel, classifierFromParams } from './lenet.js';
-import { initMlpGenerator, initMlpScore, mlpGenerator, mlpScore } from './mlp.js';
+import { initMlpGenerator, initMlpScore, mlpFeatures, mlpGenerator, mlpScore } from './mlp.js';
 import { type Init, type Params, cloneParams } from './params.js';
-import { edmPrecond } from './precond.js';
+import { edmFeatures, edmPrecond } from './precond.js';
 import { initStyleGan2Generator, stylegan2Generator, stylegan2LatentSize } from './stylegan2.js';
-import { initUnet, unetScore } from './unet.js';
+import { initUnet, unetFeatures, unetScore } from './unet.js';
 
 /** A denoiser network: plain data (config, params) and the denoiser closure over them. */
 export interface DenoiserModel {
@@ -28,6 +28,12 @@ export interface DenoiserModel {
    * training. Equal to `denoise` for networks without dropout.
    */
   readonly withDropout?: (rng: Rng) => Denoiser;
+  /**
+   * The network's internal features at (x, σ, label), evaluation mode: the UNet's bottleneck
+   * [N, h, w, C] or the MLP's last hidden layer [N, h]. A discriminator head on the fake score's
+   * features (DMD2; `featureHead`) reads them.
+   */
+  readonly features: Denoiser;
 }
 
 /** A one-step generator x = G(z, label). */
@@ -68,7 +74,15 @@ export function denoiserFromParams(config: DenoiserConfig, params: Params): Deno
   validateDenoiserConfig(config);
   const denoise = denoiserOf(config, params, '');
   const hasDropout = config.net.kind === 'unet' && config.net.dropout > 0;
-  return { config, params, denoise, withDropout: (rng) => (hasDropout ? denoiserOf(config, params, '', rng) : denoise) };
+  const net = config.net;
+  const raw = net.kind === 'mlp' ? mlpFeatures(net, params, NET) : unetFeatures(net, params, NET);
+  return {
+    config,
+    params,
+    denoise,
+    withDropout: (rng) => (hasDropout ? denoiserOf(config, params, '', rng) : denoise),
+    features: edmFeatures(raw, config.sigmaData),
+  };
 }
 
 /** Builds a generator model around existing parameters (which it then owns). */

@@ -157,6 +157,20 @@ type Tensor4D = tf.Tensor4D;
  * drawn from that Rng; without, the network is deterministic (evaluation).
  */
 export function unetScore(config: UnetConfig, params: Params, prefix: string, dropoutRng: Rng | null = null): RawNet {
+  return unetNet(config, params, prefix, dropoutRng).score;
+}
+
+/**
+ * The UNet's bottleneck features at (x_in, c_noise, label): the encoder's output
+ * [N, res/2^(L−1), res/2^(L−1), channels of the last level], before the decoder (evaluation mode).
+ * DMD2 puts its discriminator head there.
+ */
+export function unetFeatures(config: UnetConfig, params: Params, prefix: string): RawNet {
+  return unetNet(config, params, prefix, null).features;
+}
+
+/** The score network and its bottleneck features, sharing one encoder. */
+function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng: Rng | null): { score: RawNet; features: RawNet } {
   const p = <T extends tf.Tensor>(name: string) => param<T>(params, `${prefix}.${name}`);
   const { encoder, decoder } = plan(config);
   const r = config.resolution;
@@ -201,30 +215,39 @@ export function unetScore(config: UnetConfig, params: Params, prefix: string, dr
     return b.attn ? attention(out, b.name) : out;
   };
 
-  return (xIn, cNoise, label) =>
-    tf.tidy(() => {
-      const [, hh, ww, cc] = xIn.shape;
-      if (xIn.rank !== 4 || hh !== r || ww !== r || cc !== config.channels) {
-        throw new Error(`unet: expected x of shape [N, ${r}, ${r}, ${config.channels}], got [${xIn.shape}]`);
-      }
-      let emb = noiseFeatures(cNoise, config.embedDim);
-      if (label !== undefined) {
-        if (mapLabel === null) throw new Error('unet: got a label, but the network is unconditional (numClasses = 0)');
-        emb = tf.add(emb, oneHotEmbed(label, mapLabel));
-      }
-      emb = silu(dense(emb, p('map_layer0.weight'), p('map_layer0.bias')));
-      emb = silu(dense(emb, p('map_layer1.weight'), p('map_layer1.bias')));
+  const encode = (xIn: tf.Tensor, cNoise: tf.Tensor1D, label?: tf.Tensor2D) => {
+    const [, hh, ww, cc] = xIn.shape;
+    if (xIn.rank !== 4 || hh !== r || ww !== r || cc !== config.channels) {
+      throw new Error(`unet: expected x of shape [N, ${r}, ${r}, ${config.channels}], got [${xIn.shape}]`);
+    }
+    let emb = noiseFeatures(cNoise, config.embedDim);
+    if (label !== undefined) {
+      if (mapLabel === null) throw new Error('unet: got a label, but the network is unconditional (numClasses = 0)');
+      emb = tf.add(emb, oneHotEmbed(label, mapLabel));
+    }
+    emb = silu(dense(emb, p('map_layer0.weight'), p('map_layer0.bias')));
+    emb = silu(dense(emb, p('map_layer1.weight'), p('map_layer1.bias')));
 
-      let h = conv(xIn as Tensor4D, `enc.${r}x${r}_conv`);
-      const skips: Tensor4D[] = [h];
-      for (const b of encoder) {
-        h = block(h, emb, b);
-        skips.push(h);
-      }
-      for (const b of decoder) {
-        if (b.takesSkip) h = tf.concat([h, skips.pop()!], 3) as Tensor4D;
-        h = block(h, emb, b);
-      }
-      return conv(normSilu(h, 'dec.out_norm'), 'dec.out_conv');
-    });
+    let h = conv(xIn as Tensor4D, `enc.${r}x${r}_conv`);
+    const skips: Tensor4D[] = [h];
+    for (const b of encoder) {
+      h = block(h, emb, b);
+      skips.push(h);
+    }
+    return { emb, h, skips };
+  };
+
+  return {
+    score: (xIn, cNoise, label) =>
+      tf.tidy(() => {
+        const { emb, skips } = encode(xIn, cNoise, label);
+        let h = skips[skips.length - 1]!;
+        for (const b of decoder) {
+          if (b.takesSkip) h = tf.concat([h, skips.pop()!], 3) as Tensor4D;
+          h = block(h, emb, b);
+        }
+        return conv(normSilu(h, 'dec.out_norm'), 'dec.out_conv');
+      }),
+    features: (xIn, cNoise, label) => tf.tidy(() => encode(xIn, cNoise, label).h),
+  };
 }

@@ -38,6 +38,7 @@ function exactDiracFake(x: tf.Variable): DenoiserModel {
     config: { kind: 'edm', sigmaData: 1, net: { kind: 'mlp', dim: DIM, hidden: [1], embedDim: 2, numClasses: 0 } },
     params: { dummy },
     denoise: (xt) => tf.add(tf.broadcastTo(x, xt.shape), tf.mul(dummy, 0)),
+    features: (xt) => tf.broadcastTo(x, xt.shape),
   };
 }
 
