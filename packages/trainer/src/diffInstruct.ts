@@ -1,18 +1,29 @@
 import * as tf from '@tensorflow/tfjs';
-import { dsmLoss, iklSurrogate, sidLoss, type IklWeighting } from '@diff-instruct/divergences';
+import {
+  dsmLoss,
+  iklSurrogate,
+  realDataDiscriminatorLoss,
+  realDataGeneratorLoss,
+  sidLoss,
+  type IklWeighting,
+  type NoisyDiscriminator,
+} from '@diff-instruct/divergences';
 import {
   cloneModel,
   cloneParams,
   disposeModel,
+  featureHead,
   generatorFromParams,
+  initFeatureHead,
   sampleShape,
   type DenoiserModel,
   type GeneratorModel,
+  type Params,
 } from '@diff-instruct/models';
 import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
-import { oneHot, randomLabels } from './batch.js';
+import { type Dataset, drawBatch, oneHot, randomLabels } from './batch.js';
 import { resumeTraining, saveTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { sumOfSquares } from './fused.js';
@@ -37,6 +48,21 @@ export interface DiffInstructConfig {
   objective: GeneratorObjective;
   /** SiD's α (used when `objective` is 'sid'); 1.2 as in the SiD paper. */
   sidAlpha: number;
+  /**
+   * Weight λ_G of the real-data term in the generator's loss (DMD2, Yin et al. 2024): the objective
+   * plus λ_G·E softplus(−D(x_t)), D a head on the fake score's features trained on noised real
+   * against noised generated samples (`realDataGeneratorLoss`). 0 (the default) keeps the method
+   * data-free: no head, no data. Above 0, `DiffInstructOptions.realData` is required.
+   */
+  realDataWeight: number;
+  /**
+   * Weight λ_D of the head's loss (`realDataDiscriminatorLoss`) in the fake score's loss, DSM + λ_D·L_D:
+   * how far the fake score's encoder bends to serve the discriminator (DMD2 uses 1e-2). The head
+   * has its own Adam, so λ_D does not slow the head itself. Used when `realDataWeight` > 0.
+   */
+  realDataDiscriminatorWeight: number;
+  /** Hidden width of the discriminator head (`featureHead`). Used when `realDataWeight` > 0. */
+  realDataHeadWidth: number;
   /** Generator updates. */
   steps: number;
   batchSize: number;
@@ -82,6 +108,9 @@ export interface DiffInstructConfig {
 export const DIFF_INSTRUCT_DEFAULTS: DiffInstructConfig = {
   objective: 'ikl',
   sidAlpha: 1.2,
+  realDataWeight: 0,
+  realDataDiscriminatorWeight: 0.01,
+  realDataHeadWidth: 64,
   steps: 2000,
   batchSize: 512,
   lrGenerator: 1e-4,
@@ -113,6 +142,12 @@ export interface DiffInstructOptions {
   generator: GeneratorModel;
   /** The fake score s_φ; by default a copy of the teacher, as in the paper. */
   fake?: DenoiserModel;
+  /**
+   * Real samples for the real-data term (`config.realDataWeight` > 0), in the generator's output
+   * shape, drawn with replacement by the run's Rng (so resume stays exact); labels are required for
+   * a conditional generator. Ignored when the weight is 0.
+   */
+  realData?: Dataset;
   config: DiffInstructConfig;
   rng: Rng;
   statePath?: string;
@@ -164,7 +199,20 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
   }
   const sidAlpha = c.sidAlpha ?? 1.2;
   if (!Number.isFinite(sidAlpha)) throw new Error(`diffInstruct: sidAlpha must be a finite number, got ${sidAlpha}`);
+  // Configs stored before the real-data term existed have no field: data-free.
+  const realWeight = c.realDataWeight ?? 0;
+  const discWeight = c.realDataDiscriminatorWeight ?? DIFF_INSTRUCT_DEFAULTS.realDataDiscriminatorWeight;
+  if (!(Number.isFinite(realWeight) && realWeight >= 0)) throw new Error(`diffInstruct: realDataWeight must be a finite number ≥ 0, got ${realWeight}`);
+  if (realWeight > 0) {
+    if (!(Number.isFinite(discWeight) && discWeight >= 0)) {
+      throw new Error(`diffInstruct: realDataDiscriminatorWeight must be a finite number ≥ 0, got ${discWeight}`);
+    }
+    checkRealData(o.realData, generator);
+  }
   const fake = o.fake ?? cloneModel(teacher);
+  // The discriminator head of the real-data term, on the fake score's features (DMD2).
+  const head: Params | null = realWeight > 0 ? newHead(fake, generator, c.realDataHeadWidth ?? DIFF_INSTRUCT_DEFAULTS.realDataHeadWidth, o.rng) : null;
+  const optH = head ? new Adam(head, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 }) : null;
   const optG = new Adam(generator.params, {
     lr: c.lrGenerator,
     beta1: c.beta1,
@@ -183,6 +231,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       'adamG.v': optG.v,
       'adamF.m': optF.m,
       'adamF.v': optF.v,
+      ...(head && optH ? { head, 'adamH.m': optH.m, 'adamH.v': optH.v } : {}),
     };
     const resumed = resumeTraining({
       resume: o.resume,
@@ -190,13 +239,22 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       kind: 'diff-instruct',
       config: runConfig,
       // States written before these settings existed ran with these values.
-      added: { 'train.lrSchedule': 'constant', 'train.fakeWarmupSteps': 0, 'train.objective': 'ikl', 'train.sidAlpha': 1.2 },
+      added: {
+        'train.lrSchedule': 'constant',
+        'train.fakeWarmupSteps': 0,
+        'train.objective': 'ikl',
+        'train.sidAlpha': 1.2,
+        'train.realDataWeight': 0,
+        'train.realDataDiscriminatorWeight': DIFF_INSTRUCT_DEFAULTS.realDataDiscriminatorWeight,
+        'train.realDataHeadWidth': DIFF_INSTRUCT_DEFAULTS.realDataHeadWidth,
+      },
       groups,
       log: o.log,
     });
     const rng = resumed?.rng ?? o.rng;
     optG.t = resumed?.optimizerSteps.generator ?? 0;
     optF.t = resumed?.optimizerSteps.fake ?? 0;
+    if (optH) optH.t = resumed?.optimizerSteps.head ?? 0;
     const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
     const fakeVars = Object.values(fake.params);
     const genVars = Object.values(generator.params);
@@ -210,26 +268,60 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       return { z, label, sigma, noise };
     };
     type Draw = ReturnType<typeof draw>;
-    // Step 1's gradient: DSM (eq. 2.2) of s_φ on the generator's current samples; x0 carries no gradient.
-    const fakeGrads = ({ z, label, sigma, noise }: Draw) => {
+    // A batch of noised real samples for the real-data term, drawn by the run's Rng.
+    const drawReal = (n: number, r: Rng) => {
+      const { x, labels } = drawBatch(o.realData!, r, n);
+      const label = numClasses > 0 ? oneHot(labels!, numClasses) : undefined;
+      return { x0: x, label, sigma: tf.tensor1d(sigmas.sample(r, n)), noise: r.normalTensor([n, ...generator.outputShape]) };
+    };
+    type RealDraw = ReturnType<typeof drawReal>;
+    const headOf = head ? featureHead(head, 'head') : null;
+    const discriminator: NoisyDiscriminator = (xt, sigma, label) => tf.tidy(() => headOf!(fake.features(xt, sigma, label)));
+    const headVars = head ? Object.values(head) : [];
+    // Step 1's gradient: DSM (eq. 2.2) of s_φ on the generator's current samples; x0 carries no
+    // gradient. With real data, the head's loss joins it: DSM + λ_D·L_D over s_φ and the head.
+    const fakeGrads = ({ z, label, sigma, noise }: Draw, real?: RealDraw) => {
       const x0 = generator.generate(z, label);
-      return tf.variableGrads(() => dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData }), fakeVars);
+      const losses = { dsm: 0, disc: 0 };
+      const out = tf.variableGrads(
+        () => {
+          const dsm = dsmLoss({ denoiser: fake.denoise, x0, sigma, noise, label, sigmaData });
+          losses.dsm = dsm.dataSync()[0]!;
+          if (!real) return dsm;
+          const disc = realDataDiscriminatorLoss({ discriminator, real, generated: { x0, sigma, noise, label } });
+          losses.disc = disc.dataSync()[0]!;
+          return tf.add(dsm, tf.mul(disc, discWeight)) as tf.Scalar;
+        },
+        real ? [...fakeVars, ...headVars] : fakeVars,
+      );
+      return { grads: out.grads, value: out.value, losses };
     };
     // Step 2's gradient: the IKL gradient (3.2) of θ through the stop-gradient surrogate, or SiD's
-    // loss through both denoisers; only θ is differentiated (genVars), so neither score net moves.
-    const generatorGrads = ({ z, label, sigma, noise }: Draw) =>
-      tf.variableGrads(() => {
+    // loss through both denoisers, plus λ_G times the real-data term through the head; only θ is
+    // differentiated (genVars), so neither score net nor the head moves.
+    const generatorGrads = ({ z, label, sigma, noise }: Draw) => {
+      const losses = { objective: 0, realData: 0 };
+      const out = tf.variableGrads(() => {
         const x0 = generator.generate(z, label);
         const args = { x0, sigma, noise, teacher: teacher.denoise, fake: fake.denoise, label, weighting: c.weighting, sigmaData };
-        return objective === 'sid' ? sidLoss({ ...args, alpha: sidAlpha }) : iklSurrogate(args);
+        const loss = objective === 'sid' ? sidLoss({ ...args, alpha: sidAlpha }) : iklSurrogate(args);
+        losses.objective = loss.dataSync()[0]!;
+        if (!head) return loss;
+        const gan = realDataGeneratorLoss({ discriminator, x0, sigma, noise, label });
+        losses.realData = gan.dataSync()[0]!;
+        return tf.add(loss, tf.mul(gan, realWeight)) as tf.Scalar;
       }, genVars);
+      return { ...out, losses };
+    };
 
     const emaModel = (): GeneratorModel => generatorFromParams(generator.config, cloneParams(ema.shadow));
     const fitFake = (lr: number) =>
       tf.tidy(() => {
-        const { value, grads } = fakeGrads(draw(c.batchSize, rng));
+        const d = draw(c.batchSize, rng);
+        const { grads, losses } = fakeGrads(d, head ? drawReal(c.batchSize, rng) : undefined);
         optF.apply(byName(fake.params, grads), lr);
-        return value.dataSync()[0]!;
+        if (head && optH) optH.apply(byName(head, grads), lr);
+        return losses;
       });
 
     await runLoop({
@@ -246,23 +338,34 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       memoryProbe: (n) => {
         const r = new Rng(0);
         tf.tidy(() => {
-          fakeGrads(draw(n, r));
+          fakeGrads(draw(n, r), head ? drawReal(n, r) : undefined);
         });
         generatorGrads(draw(n, r));
       },
       step: (i): Record<string, number> => {
         // Warm-up: s_φ alone, on the initial generator.
-        if (i <= warmup) return { fakeLoss: fitFake(c.lrFake) };
+        const fakeLosses = (l: { dsm: number; disc: number }): Record<string, number> =>
+          head ? { fakeLoss: l.dsm, discriminatorLoss: l.disc } : { fakeLoss: l.dsm };
+        if (i <= warmup) return fakeLosses(fitFake(c.lrFake));
         const scale = lrScale(c, i - warmup);
-        // Step 1: fit s_φ to the generator's current samples.
-        let fakeLoss = 0;
-        for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) fakeLoss += fitFake(c.lrFake * scale) / c.fakeStepsPerGeneratorStep;
-        // Step 2: update θ with the IKL gradient (3.2).
-        const { value, grads } = generatorGrads(draw(c.batchSize, rng));
+        // Step 1: fit s_φ to the generator's current samples (and the head to real against generated).
+        const mean = { dsm: 0, disc: 0 };
+        for (let k = 0; k < c.fakeStepsPerGeneratorStep; k++) {
+          const l = fitFake(c.lrFake * scale);
+          mean.dsm += l.dsm / c.fakeStepsPerGeneratorStep;
+          mean.disc += l.disc / c.fakeStepsPerGeneratorStep;
+        }
+        // Step 2: update θ with the IKL gradient (3.2) or SiD's, plus the real-data term.
+        const { grads, losses } = generatorGrads(draw(c.batchSize, rng));
         const gradNorm = Math.sqrt(sumOfSquares(Object.values(grads)));
         optG.apply(byName(generator.params, grads), c.lrGenerator * scale);
         ema.update();
-        return { fakeLoss, generatorSurrogate: value.dataSync()[0]!, generatorGradNorm: gradNorm };
+        return {
+          ...fakeLosses(mean),
+          generatorSurrogate: losses.objective,
+          ...(head ? { realDataLoss: losses.realData } : {}),
+          generatorGradNorm: gradNorm,
+        };
       },
       checkpoint: (step) => {
         if (o.statePath) {
@@ -273,7 +376,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
               kind: 'diff-instruct',
               step,
               rng: rng.state(),
-              optimizerSteps: { generator: optG.t, fake: optF.t },
+              optimizerSteps: { generator: optG.t, fake: optF.t, ...(optH ? { head: optH.t } : {}) },
               config: runConfig,
             },
           );
@@ -292,6 +395,33 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
   } finally {
     optG.dispose();
     optF.dispose();
+    optH?.dispose();
+    if (head) tf.dispose(Object.values(head));
     ema.dispose();
   }
+}
+
+/** The real data must exist and look like the generator's samples. */
+function checkRealData(data: Dataset | undefined, generator: GeneratorModel): void {
+  const fix = 'or set realDataWeight to 0 for the data-free method';
+  if (!data) throw new Error(`diffInstruct: realDataWeight > 0 needs real samples; pass options.realData (a Dataset), ${fix}`);
+  const want = generator.outputShape.join(', ');
+  if (data.sampleShape.join(', ') !== want) {
+    throw new Error(`diffInstruct: the real data has samples of shape [${data.sampleShape.join(', ')}] but the generator makes [${want}]; ${fix}`);
+  }
+  if (generator.numClasses > 0 && (!data.labels || (data.numClasses !== undefined && data.numClasses !== generator.numClasses))) {
+    throw new Error(
+      `diffInstruct: the generator is conditional on ${generator.numClasses} classes, so the real data needs labels of as many classes; ${fix}`,
+    );
+  }
+}
+
+/** A discriminator head on the fake score's features at the generator's sample shape, drawn from `rng`. */
+function newHead(fake: DenoiserModel, generator: GeneratorModel, width: number, rng: Rng): Params {
+  const inSize = tf.tidy(() => {
+    const x = tf.zeros([1, ...generator.outputShape]);
+    const label = generator.numClasses > 0 ? (tf.zeros([1, generator.numClasses]) as tf.Tensor2D) : undefined;
+    return fake.features(x, tf.ones([1]) as tf.Tensor1D, label).size;
+  });
+  return initFeatureHead(inSize, width, rng, 'head');
 }
