@@ -134,6 +134,7 @@ export const OBJECTIVE_FLAGS: Record<string, FlagSpec> = {
   'sid-alpha': { type: 'number', help: "SiD's α, with --objective sid (default 1.2)" },
   weighting: { type: 'string', help: "weighting: 'sigma2' (official), 'dmd' (SiD's own), 'uniform', 'edm'" },
   'lr-schedule': { type: 'string', help: 'constant, or cosine (both rates decay to 0 over the run)' },
+  'real-data-weight': { type: 'number', help: "weight of DMD2's real-data term (a GAN head on the fake score); 0 = data-free (default)" },
 };
 
 /** Applies `OBJECTIVE_FLAGS` to a Diff-Instruct config and checks the result, naming the flag at fault. */
@@ -142,6 +143,10 @@ export function applyObjectiveFlags(flags: Parsed['flags'], d: DiffInstructConfi
   if (flags.sidAlpha !== undefined) d.sidAlpha = Number(flags.sidAlpha);
   if (flags.weighting !== undefined) d.weighting = String(flags.weighting) as DiffInstructConfig['weighting'];
   if (flags.lrSchedule !== undefined) d.lrSchedule = String(flags.lrSchedule) as DiffInstructConfig['lrSchedule'];
+  if (flags.realDataWeight !== undefined) d.realDataWeight = Number(flags.realDataWeight);
+  if (!(Number.isFinite(d.realDataWeight) && d.realDataWeight >= 0)) {
+    throw new UsageError(`--real-data-weight must be a number ≥ 0 (0 keeps the method data-free), got ${d.realDataWeight}`);
+  }
   if (!['constant', 'cosine'].includes(d.lrSchedule)) throw new UsageError(`--lr-schedule must be constant or cosine, got "${d.lrSchedule}"`);
   if (!GENERATOR_OBJECTIVES.includes(d.objective)) {
     throw new UsageError(`--objective must be one of ${GENERATOR_OBJECTIVES.join(', ')}; got "${d.objective}"`);
@@ -159,5 +164,6 @@ export function generatorName(d: DiffInstructConfig): string {
 
 /** How a report names the objective of a run: "Diff-Instruct (IKL)" or "SiD (α = 1.2)", with its weighting. */
 export function describeObjective(d: DiffInstructConfig): string {
-  return `${d.objective === 'sid' ? `SiD (α = ${d.sidAlpha})` : 'Diff-Instruct (IKL)'}, weighting ${d.weighting}`;
+  const real = d.realDataWeight > 0 ? `, with the real-data term (weight ${d.realDataWeight})` : '';
+  return `${d.objective === 'sid' ? `SiD (α = ${d.sidAlpha})` : 'Diff-Instruct (IKL)'}, weighting ${d.weighting}${real}`;
 }

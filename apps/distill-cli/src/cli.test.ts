@@ -106,6 +106,11 @@ describe('distill CLI', () => {
       expect(weighting.code).toBe(2);
       expect(weighting.stderr).toMatch(/--weighting must be one of sigma2, dmd, uniform, edm; got "sigma"/);
     }
+    for (const cmd of ['toy', 'images']) {
+      expect(JSON.parse((await cli(cmd, '--dry-run')).stdout).distill.realDataWeight).toBe(0); // data-free unless asked
+      expect(JSON.parse((await cli(cmd, '--real-data-weight', '0.3', '--dry-run')).stdout).distill.realDataWeight).toBe(0.3);
+      expect((await cli(cmd, '--real-data-weight', '-1', '--dry-run')).stderr).toMatch(/--real-data-weight must be a number ≥ 0 \(0 keeps the method data-free\), got -1/);
+    }
     expect(JSON.parse((await cli('images', '--fake-steps', '3', '--dry-run')).stdout).distill.fakeStepsPerGeneratorStep).toBe(3);
     expect((await cli('images', '--fake-steps', '0', '--dry-run')).stderr).toMatch(/--fake-steps must be > 0, got 0/);
   });
@@ -247,6 +252,14 @@ describe('distill CLI', () => {
     const r2 = await cli('toy', '--config', writeConfig(dir), '--data', csv, '--out', join(dir, 'csv'), '--num-samples', '60', '--quiet');
     expect(r2.code).toBe(0);
     expect(r2.stdout).toMatch(/\*\*SiD generator\*\* \| 1 \|/); // the default objective, named in the table
+
+    // The real-data term draws from the file's training points; the report says so, the log has its losses.
+    const real = join(dir, 'real');
+    const r3 = await cli('toy', '--config', writeConfig(dir), '--data', csv, '--out', real, '--num-samples', '60', '--real-data-weight', '0.5', '--quiet');
+    expect(r3.code).toBe(0);
+    expect(r3.stdout).toMatch(/with the real-data term \(weight 0\.5\)/);
+    const last = readFileSync(join(real, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.phase === 'diff-instruct').at(-1);
+    expect(Number.isFinite(last.discriminatorLoss) && Number.isFinite(last.realDataLoss)).toBe(true);
   });
 });
 

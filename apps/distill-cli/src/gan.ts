@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
 import {
   STYLEGAN2_PRESETS,
   createGenerator,
@@ -143,7 +143,7 @@ export async function runGanCommand(argv: readonly string[], io: Io): Promise<nu
   const res = await trainGan({
     generator: G,
     discriminator: D,
-    data: { data: data.images, sampleShape: shape, labels: data.labels, numClasses: data.numClasses },
+    data: trainingSet(data),
     config: c.train,
     rng: new Rng(seedFor(c.seed, 'gan')),
     statePath: join(out, 'gan-state.safetensors'),

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, parseNpyArray } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, parseNpyArray, trainingSet } from '@diff-instruct/data';
 import {
   argmaxRows,
   classAccuracy,
@@ -415,6 +415,8 @@ export async function runImages(argv: readonly string[], io: Io): Promise<number
     teacher,
     generator,
     config: c.distill,
+    // The real-data term (off by default) draws from the training split.
+    realData: c.distill.realDataWeight > 0 ? trainingSet(loadImageDataset(c.dataset, { split: 'train' })) : undefined,
     rng: new Rng(seedFor(c.seed, 'diff-instruct')),
     statePath: join(out, 'di-state.safetensors'),
     resume: resuming,

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset, type ImageDataset } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset, trainingSet, type ImageDataset } from '@diff-instruct/data';
 import { classAccuracy, argmaxRows } from '@diff-instruct/metrics';
 import {
   UNET_PRESETS,
@@ -183,7 +183,7 @@ export async function runTeacherCommand(argv: readonly string[], io: Io): Promis
   const t0 = performance.now();
   const res = await trainTeacher({
     model,
-    data: { data: data.images, sampleShape: [data.height, data.width, data.channels], labels: data.labels, numClasses: data.numClasses },
+    data: trainingSet(data),
     config: c.train,
     rng: new Rng(seedFor(c.seed, 'teacher')),
     statePath: join(out, 'teacher-state.safetensors'),
@@ -276,7 +276,7 @@ export async function runClassifierCommand(argv: readonly string[], io: Io): Pro
   const log = new JsonlLog(join(out, 'log.jsonl'));
   await trainClassifier({
     model,
-    data: { data: train.images, sampleShape: [train.height, train.width, train.channels], labels: train.labels, numClasses: train.numClasses },
+    data: trainingSet(train),
     config: c.train,
     rng: new Rng(seedFor(c.seed, 'classifier')),
     statePath: join(out, 'classifier-state.safetensors'),

@@ -265,6 +265,8 @@ export async function runToy(argv: readonly string[], io: Io): Promise<number> {
     teacher,
     generator,
     config: c.distill,
+    // The real-data term (off by default) draws from the training points the teacher learnt from.
+    realData: c.distill.realDataWeight > 0 ? { data: data.train, sampleShape: [data.dim] } : undefined,
     rng: new Rng(seedFor(c.seed, 'diff-instruct')),
     statePath: join(out, 'di-state.safetensors'),
     resume: resuming,

@@ -62,6 +62,7 @@ describe('gan-refine', () => {
     const bad = await cli('--objective', 'dmd', '--dry-run');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--objective must be one of ikl, sid; got "dmd"/);
+    expect(JSON.parse((await cli('--real-data-weight', '0.2', '--dry-run')).stdout).refine.realDataWeight).toBe(0.2);
   });
 
   it('reads the high-noise recipe the README reports (configs/high-noise.json) on top of the defaults', async () => {

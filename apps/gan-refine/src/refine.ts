@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
 import {
   BEFORE_OBJECTIVES,
   OBJECTIVE_FLAGS,
@@ -212,6 +212,8 @@ export async function runRefine(argv: readonly string[], io: Io): Promise<number
     teacher,
     generator,
     config: c.refine,
+    // The real-data term (off by default) draws from the training split.
+    realData: c.refine.realDataWeight > 0 ? trainingSet(loadImageDataset(c.dataset, { split: 'train' })) : undefined,
     rng: new Rng(seedFor(c.seed, 'diff-instruct')),
     statePath: join(out, 'di-state.safetensors'),
     resume: resuming,

@@ -23,6 +23,14 @@ export interface ImageDataset {
   classNames?: readonly string[];
 }
 
+/**
+ * The images as a training set for `@diff-instruct/trainer` (its `Dataset`): samples
+ * [height, width, channels] with their labels.
+ */
+export function trainingSet(d: ImageDataset): { data: Float32Array; sampleShape: number[]; labels: Int32Array; numClasses: number } {
+  return { data: d.images, sampleShape: [d.height, d.width, d.channels], labels: d.labels, numClasses: d.numClasses };
+}
+
 export const IMAGE_DATASET_NAMES = ['mnist', 'fashion'] as const;
 export type ImageDatasetName = (typeof IMAGE_DATASET_NAMES)[number];
 

@@ -41,6 +41,7 @@ export {
   loadMnist,
   loadFashionMnist,
   loadImageDataset,
+  trainingSet,
   padTo32,
   toSigned,
 } from './images.js';
