@@ -5,7 +5,6 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 
 /** Workspace packages resolve to their TypeScript source, so tests never wait for a build. */
 const alias = [
-  { find: /^@diff-instruct\/distill-cli$/, replacement: `${root}apps/distill-cli/src/index.ts` },
   { find: /^@diff-instruct\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
   { find: /^@diff-instruct\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
@@ -27,7 +26,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     pool: 'forks',
     projects: [
-      ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer', 'native'].map((n) => project(n, `packages/${n}`)),
+      ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer', 'native', 'cli', 'image-eval'].map((n) => project(n, `packages/${n}`)),
       project('distill-cli', 'apps/distill-cli'),
       project('gan-refine', 'apps/gan-refine'),
       project('sds-nerf', 'examples/sds-nerf'),

@@ -3,12 +3,12 @@
 //   node --conditions=@diff-instruct/source --import tsx bench/fid-spread.ts GENERATOR TEACHER [N] [SEEDS]
 // e.g. bench/fid-spread.ts runs/images-mnist/generator.safetensors \
 //        checkpoints/mnist/teacher-uncond/teacher.safetensors 2000 101,102
+import { selectBackend } from '@diff-instruct/cli';
 import { loadImageDataset } from '@diff-instruct/data';
+import { classify, clipImages, generate, imageMetrics } from '@diff-instruct/image-eval';
 import { gaussianStats } from '@diff-instruct/metrics';
 import { loadClassifier, loadDenoiser, loadGenerator, sampleShape } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
-
-import { classify, clipImages, generate, imageMetrics, selectBackend } from '../apps/distill-cli/src/index.js';
 
 const [genPath, teacherPath, nArg, seedsArg] = process.argv.slice(2);
 if (!genPath || !teacherPath) {

@@ -20,12 +20,12 @@
  * BENCH_ONLY=toy|mnist|profile runs one group; BENCH_PYTORCH=0 skips the reference.
  */
 import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '@diff-instruct/cli';
 import { createDenoiser, disposeModel, tweedieGenerator, unetPreset } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, oneHot, trainTeacher } from '@diff-instruct/trainer';
 import { getTarget } from '@diff-instruct/data';
 
-import { selectBackend } from '../apps/distill-cli/src/backend.js';
 import { matMulPeakGflops, profileKernels } from './profile.js';
 import { peakRssMiB, pytorchBoth } from './pytorch.js';
 

@@ -1,7 +1,8 @@
 // What the teacher scripts share: the backend, the committed MNIST classifier, the FID reference of
 // the test split, and an `Io` that writes to the process's streams.
+import { selectBackend } from '@diff-instruct/cli';
 import { loadImageDataset } from '@diff-instruct/data';
-import { committed, referenceStats, selectBackend } from '@diff-instruct/distill-cli';
+import { committed, referenceStats } from '@diff-instruct/image-eval';
 import { loadClassifier } from '@diff-instruct/models';
 
 export async function mnistReference() {

@@ -87,6 +87,28 @@ const smoke = {
     const model = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: { kind: 'mlp', dim: 2, hidden: [16], embedDim: 8, numClasses: 0 } }, rng);
     await trainTeacher({ model, data: { data: rng.normal(64 * 2), sampleShape: [2] }, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng });
     step(tf.scalar(0));`,
+  '@diff-instruct/cli': `
+    import { RUN_FLAGS, parseArgs, seedFor, selectBackend } from '@diff-instruct/cli';
+    const { flags } = parseArgs(['--seed', '3', '--quiet'], RUN_FLAGS, 'try');
+    if (flags.seed !== 3 || flags.quiet !== true) throw new Error('parseArgs gave ' + JSON.stringify(flags));
+    const backend = await selectBackend('cpu');
+    if (!backend.startsWith('cpu')) throw new Error('selectBackend gave ' + backend);
+    const v = tf.variable(tf.scalar(seedFor(3, 'smoke') / 2 ** 32));
+    const { value } = tf.variableGrads(() => tf.square(v), [v]);
+    step(value);`,
+  '@diff-instruct/image-eval': `
+    import { clipImages, imageMetrics, referenceStats } from '@diff-instruct/image-eval';
+    import { createClassifier } from '@diff-instruct/models';
+    import { Rng } from '@diff-instruct/sde';
+    const rng = new Rng(0);
+    const cls = createClassifier({ kind: 'lenet', resolution: 8, channels: 1, numClasses: 2, featureDim: 4 }, rng);
+    const n = 20; const images = clipImages(rng.normal(n * 64));
+    const ref = referenceStats(cls, { images, n, height: 8, width: 8, channels: 1 });
+    const m = imageMetrics(cls, ref, images, n, [8, 8, 1]);
+    if (!(m.fid >= 0 && m.fid < 1e-2)) throw new Error('FID of a sample set against itself: ' + m.fid);
+    const x = tf.tensor(images, [n, 8, 8, 1]);
+    const { value } = tf.variableGrads(() => tf.mean(tf.square(cls.logits(x))), Object.values(cls.params));
+    step(value);`,
 };
 
 let failed = 0;

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { linePlot } from '@diff-instruct/data';
-import { imageMetrics, teacherSamples } from '@diff-instruct/distill-cli';
+import { imageMetrics, teacherSamples } from '@diff-instruct/image-eval';
 import { loadDenoiser, writeFileAtomic } from '@diff-instruct/models';
 
 import { mnistReference } from './mnist-reference.js';

@@ -1,7 +1,7 @@
 // FID (LeNet features) of an MNIST teacher's own samples, drawn exactly as `distill images` draws its
 // teacher rows (teacherSamples: EDM Heun, the same latents, clipped to [-1, 1], cached beside the teacher).
 // pnpm -s teacher-fid <teacher.safetensors> [heun steps = 5 (9 NFE)] [samples = 2000] [seed = 0]
-import { imageMetrics, teacherSamples } from '@diff-instruct/distill-cli';
+import { imageMetrics, teacherSamples } from '@diff-instruct/image-eval';
 import { loadDenoiser } from '@diff-instruct/models';
 
 import { mnistReference } from './mnist-reference.js';

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
+import { RUN_FLAGS, UsageError, flagHelp, mergeConfig, prepareOut, progressBar, readConfigFile, requirePositive, resumeConfig, seedFor, startCommand, type FlagSpec, type Io } from '@diff-instruct/cli';
 import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
 import {
   STYLEGAN2_PRESETS,
@@ -15,14 +16,8 @@ import {
   type StyleGan2Preset,
 } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
+import { checkpointSnapshots, committed, referenceStats } from '@diff-instruct/image-eval';
 import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct/trainer';
-
-import { RUN_FLAGS, UsageError, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
-import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
-import { checkpointSnapshots, committed, referenceStats } from './images.js';
-import { progressBar } from './progress.js';
-import { seedFor } from './seeds.js';
-import type { Io } from './toy.js';
 
 /** `distill gan`: everything as plain JSON, stored as config.json in the run folder. */
 export interface GanRunConfig {

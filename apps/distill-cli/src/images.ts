@@ -1,40 +1,31 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, parseNpyArray, trainingSet } from '@diff-instruct/data';
 import {
-  argmaxRows,
-  classAccuracy,
-  classCoverage,
-  classFractions,
-  frechetDistance,
-  gaussianStats,
-  inceptionScore,
-  softmaxRows,
-  type GaussianStats,
-} from '@diff-instruct/metrics';
-import {
-  loadClassifier,
-  loadDenoiser,
-  saveModel,
-  tweedieGenerator,
-  writeFileAtomic,
-  type ClassifierModel,
-  type DenoiserModel,
-  type GeneratorModel,
-  type UnetConfig,
-} from '@diff-instruct/models';
-import { Rng, sampleTeacher } from '@diff-instruct/sde';
-import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, oneHot, type DiffInstructConfig } from '@diff-instruct/trainer';
-
-import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, generatorName, flagHelp, requirePositive, startCommand, type FlagSpec } from './args.js';
-import { BEFORE_OBJECTIVES, mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
-import { progressBar } from './progress.js';
-import { seedFor } from './seeds.js';
-import type { Io } from './toy.js';
+  BEFORE_OBJECTIVES,
+  OBJECTIVE_FLAGS,
+  RUN_FLAGS,
+  UsageError,
+  applyObjectiveFlags,
+  describeObjective,
+  generatorName,
+  flagHelp,
+  mergeConfig,
+  prepareOut,
+  progressBar,
+  readConfigFile,
+  requirePositive,
+  resumeConfig,
+  seedFor,
+  startCommand,
+  type FlagSpec,
+  type Io,
+} from '@diff-instruct/cli';
+import { IMAGE_DATASET_NAMES, encodeNpy, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
+import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats, teacherSamples, type ImageMetrics } from '@diff-instruct/image-eval';
+import { loadClassifier, loadDenoiser, saveModel, tweedieGenerator, writeFileAtomic } from '@diff-instruct/models';
+import { Rng } from '@diff-instruct/sde';
+import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
 
 /** `distill images`: everything as plain JSON, stored as config.json in the run folder. */
 export interface ImagesConfig {
@@ -129,33 +120,6 @@ Examples:
   distill images --dataset mnist --conditional --teacher runs/teacher-mnist-cond/teacher.safetensors
 `;
 
-/** The repository's `checkpoints/` folder: found upwards from this module, else in the working directory. */
-function checkpointsDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'checkpoints')) && existsSync(join(dir, 'pnpm-workspace.yaml'))) return join(dir, 'checkpoints');
-    dir = dirname(dir);
-  }
-  return resolve('checkpoints');
-}
-
-/** The committed checkpoint of a dataset, or a clear error saying how to make one. */
-export function committed(dataset: string, what: 'teacher' | 'classifier' | 'gan', conditional: boolean): string {
-  const root = checkpointsDir();
-  const cond = conditional ? ' --conditional' : '';
-  const [path, make, flag] =
-    what === 'classifier'
-      ? [join(root, dataset, 'classifier', 'classifier.safetensors'), 'distill classifier', 'classifier']
-      : what === 'gan'
-        ? [join(root, dataset, conditional ? 'gan-cond' : 'gan', 'generator.safetensors'), `distill gan${cond}`, 'generator']
-        : [join(root, dataset, conditional ? 'teacher-cond' : 'teacher-uncond', 'teacher.safetensors'), `distill teacher${cond}`, 'teacher'];
-  if (!existsSync(path)) {
-    const name = what === 'gan' ? 'GAN generator' : what;
-    throw new UsageError(`no committed ${name} for ${dataset} at ${path}; pass --${flag} FILE, or train one with \`${make} --dataset ${dataset} --out ${dirname(path)}\``);
-  }
-  return path;
-}
-
 export function resolveImagesConfig(flags: Record<string, string | number | boolean>): ImagesConfig {
   if (flags.resume !== undefined) return resumeConfig(IMAGES_DEFAULTS, String(flags.resume), flags, { distill: BEFORE_OBJECTIVES });
   let c: ImagesConfig = structuredClone(IMAGES_DEFAULTS);
@@ -196,184 +160,6 @@ export function resolveImagesConfig(flags: Record<string, string | number | bool
     ['--fake-steps', c.distill.fakeStepsPerGeneratorStep],
   ]);
   return c;
-}
-
-/** Image metrics of one sample set, on the metric classifier. */
-export interface ImageMetrics {
-  /** FID (LeNet features) against the test split. Not comparable with Inception FID. */
-  fid: number;
-  /** Inception-Score analogue on the same classifier. */
-  is: number;
-  /** Fraction of classes that receive a fair share of the samples. */
-  coverage: number;
-  /** The share of the samples that the classifier puts in each class (sums to 1). */
-  classFractions: number[];
-  /** For conditional samples: the classifier's accuracy on the requested labels. */
-  accuracy?: number;
-  /** Milliseconds per sample. */
-  msPerSample?: number;
-}
-
-/** Features and class probabilities of images, in chunks so memory stays small. */
-export function classify(cls: ClassifierModel, images: Float32Array, n: number, shape: number[]): { features: Float32Array; probs: Float32Array; d: number } {
-  const per = shape.reduce((a, b) => a * b, 1);
-  const k = cls.config.numClasses;
-  const d = cls.config.featureDim;
-  const features = new Float32Array(n * d);
-  const probs = new Float32Array(n * k);
-  for (let i = 0; i < n; i += 250) {
-    const m = Math.min(250, n - i);
-    tf.tidy(() => {
-      const x = tf.tensor(images.subarray(i * per, (i + m) * per), [m, ...shape]);
-      features.set(cls.features(x).dataSync(), i * d);
-      probs.set(softmaxRows(cls.logits(x).dataSync() as Float32Array, m, k), i * k);
-    });
-  }
-  return { features, probs, d };
-}
-
-/** FID's reference: the Gaussian statistics of the classifier's features of a dataset split (the test split). */
-export function referenceStats(cls: ClassifierModel, data: { images: Float32Array; n: number; height: number; width: number; channels: number }): GaussianStats {
-  const ref = classify(cls, data.images, data.n, [data.height, data.width, data.channels]);
-  return gaussianStats(ref.features, data.n, ref.d);
-}
-
-export function imageMetrics(cls: ClassifierModel, ref: GaussianStats, images: Float32Array, n: number, shape: number[], labels?: Int32Array): ImageMetrics {
-  const { features, probs, d } = classify(cls, images, n, shape);
-  const k = cls.config.numClasses;
-  const preds = argmaxRows(probs, n, k);
-  const m: ImageMetrics = {
-    fid: frechetDistance(gaussianStats(features, n, d), ref),
-    is: inceptionScore(probs, n, k).mean,
-    coverage: classCoverage(preds, k),
-    classFractions: classFractions(preds, k),
-  };
-  if (labels) m.accuracy = classAccuracy(preds, labels);
-  return m;
-}
-
-/**
- * Images are clipped to [-1, 1] before they are written or measured, as EDM's generate.py clips
- * before quantising: a sampler can leave pixels outside (the committed MNIST teacher at 9 NFE: from
- * −3.3 to 5.7), and the .npy files promise [-1, 1]. In place; returns its argument.
- */
-export function clipImages(images: Float32Array): Float32Array {
-  for (let i = 0; i < images.length; i++) images[i] = Math.min(1, Math.max(-1, images[i]!));
-  return images;
-}
-
-/** Draws N samples from the generator with fixed latents (and labels 0..K−1 in turn when conditional), clipped to [-1, 1]. */
-export function generate(gen: GeneratorModel, n: number, rng: Rng, labels?: Int32Array): Float32Array {
-  const per = gen.outputShape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n * per);
-  for (let i = 0; i < n; i += 100) {
-    const m = Math.min(100, n - i);
-    tf.tidy(() => {
-      const z = rng.normalTensor([m, ...gen.latentShape]);
-      const label = labels ? oneHot(labels.subarray(i, i + m), gen.numClasses) : undefined;
-      out.set(gen.generate(z, label).dataSync(), i * per);
-    });
-  }
-  return clipImages(out);
-}
-
-/**
- * Teacher samples at `steps` Heun steps, clipped to [-1, 1], cached (as the sampler made them) next
- * to the teacher, keyed by the teacher's bytes, the NFE, the seed, N and the labels. A hit is said
- * in the log, and its time per sample is measured again on 20 samples.
- */
-export function teacherSamples(
-  teacher: DenoiserModel,
-  teacherPath: string,
-  steps: number,
-  n: number,
-  seed: number,
-  labels: Int32Array | undefined,
-  io: Io,
-): { images: Float32Array; nfe: number; msPerSample: number } {
-  const net = teacher.config.net as UnetConfig;
-  const hash = createHash('sha256').update(readFileSync(teacherPath)).digest('hex').slice(0, 12);
-  const nfe = 2 * steps - 1;
-  const cacheDir = join(dirname(resolve(teacherPath)), '.sample-cache');
-  const key = `${basename(teacherPath, '.safetensors')}-${hash}-nfe${nfe}-seed${seed}-n${n}${labels ? '-cond' : ''}`;
-  const cachePath = join(cacheDir, `${key}.npy`);
-  const metaPath = join(cacheDir, `${key}.json`);
-  const shape = [net.resolution, net.resolution, net.channels];
-  if (existsSync(cachePath) && existsSync(metaPath)) {
-    const p = parseNpyArray(new Uint8Array(readFileSync(cachePath)), cachePath);
-    // the time per sample is measured now, on a few samples: the cached run may have been slower code
-    const m = Math.min(n, 20);
-    const t0 = performance.now();
-    const label = labels ? oneHot(labels.subarray(0, m), net.numClasses) : undefined;
-    const { x } = sampleTeacher(teacher.denoise, { shape: [m, ...shape], steps, rng: new Rng(seedFor(seed, 'teacher-timing')), label });
-    x.dataSync();
-    x.dispose();
-    label?.dispose();
-    const msPerSample = (performance.now() - t0) / m;
-    io.stderr(`teacher ${nfe} NFE: cache hit (${cachePath}); ${msPerSample.toFixed(1)} ms per sample measured on ${m}\n`);
-    return { images: clipImages(p.data), nfe, msPerSample };
-  }
-  const per = shape.reduce((a, b) => a * b, 1);
-  const images = new Float32Array(n * per);
-  const rng = new Rng(seedFor(seed, `teacher-sample-${steps}`));
-  io.stderr(`teacher ${nfe} NFE: sampling ${n} images…\n`);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i += 100) {
-    const m = Math.min(100, n - i);
-    const label = labels ? oneHot(labels.subarray(i, i + m), net.numClasses) : undefined;
-    const { x } = sampleTeacher(teacher.denoise, { shape: [m, ...shape], steps, rng, label });
-    images.set(x.dataSync(), i * per);
-    x.dispose();
-    label?.dispose();
-    if (i === 0 && n > m) {
-      const eta = ((performance.now() - t0) / m) * (n - m);
-      io.stderr(`teacher ${nfe} NFE: ${(m / ((performance.now() - t0) / 1000)).toFixed(1)} images/s, ETA ${(eta / 1000).toFixed(0)} s\n`);
-    }
-  }
-  const msPerSample = (performance.now() - t0) / n;
-  mkdirSync(cacheDir, { recursive: true });
-  writeFileAtomic(cachePath, encodeNpy(images, [n, ...shape]));
-  writeFileAtomic(metaPath, JSON.stringify({ msPerSample, teacher: teacherPath, nfe, seed, n }));
-  io.stderr(`teacher ${nfe} NFE: sampled ${n} in ${((msPerSample * n) / 1000).toFixed(1)} s, cached as ${cachePath}\n`);
-  return { images: clipImages(images), nfe, msPerSample };
-}
-
-/** What a checkpoint of an image run draws and measures; see {@link checkpointSnapshots}. */
-export interface SnapshotOptions {
-  cls: ClassifierModel;
-  refStats: GaussianStats;
-  shape: number[];
-  labelsFor: (n: number) => Int32Array | undefined;
-  curveSamples: number;
-  seed: number;
-  out: string;
-  log: JsonlLog;
-  /** Grid rows (checkpoints) kept, the latest ones. */
-  maxRows: number;
-  title: string;
-}
-
-/**
- * The per-checkpoint snapshot of an image run: a grid row of 10 samples from the same latents at
- * every checkpoint (grid.png) and a point of the FID (LeNet features) curve, logged as 'fid-curve'.
- */
-export function checkpointSnapshots(o: SnapshotOptions): (step: number, g: GeneratorModel) => void {
-  const cols = 10;
-  const gridSeed = seedFor(o.seed, 'grid-latents');
-  const curveSeed = seedFor(o.seed, 'curve');
-  const rows: { step: number; images: Float32Array }[] = [];
-  return (step, g) => {
-    rows.push({ step, images: generate(g, cols, new Rng(gridSeed), o.labelsFor(cols)) });
-    if (rows.length > o.maxRows) rows.splice(0, rows.length - o.maxRows);
-    const m = imageMetrics(o.cls, o.refStats, generate(g, o.curveSamples, new Rng(curveSeed), o.labelsFor(o.curveSamples)), o.curveSamples, o.shape);
-    o.log.write({ phase: 'fid-curve', step, fid: m.fid, is: m.is });
-    const all = new Float32Array(rows.length * cols * o.shape.reduce((a, b) => a * b, 1));
-    rows.forEach((r, i) => all.set(r.images, i * r.images.length));
-    writeFileAtomic(
-      join(o.out, 'grid.png'),
-      imageGrid({ images: all, n: rows.length * cols, height: o.shape[0]!, width: o.shape[1]!, channels: o.shape[2]!, cols, rowLabels: rows.map((r) => `step ${r.step}`), title: o.title }),
-    );
-  };
 }
 
 export async function runImages(argv: readonly string[], io: Io): Promise<number> {

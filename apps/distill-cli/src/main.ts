@@ -1,10 +1,10 @@
-import { UsageError } from './args.js';
-import { selectBackend } from './backend.js';
+import { UsageError, selectBackend, type Io } from '@diff-instruct/cli';
+
 import { runGanCommand } from './gan.js';
 import { runImages } from './images.js';
 import { runSample } from './sample.js';
 import { runClassifierCommand, runTeacherCommand } from './teacher.js';
-import { runToy, type Io } from './toy.js';
+import { runToy } from './toy.js';
 
 export const VERSION = '0.1.0';
 

@@ -1,14 +1,12 @@
 import { extname } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
+import { UsageError, flagHelp, parseArgs, type FlagSpec, type Io } from '@diff-instruct/cli';
 import { encodeNpy, formatCsvPoints, imageGrid } from '@diff-instruct/data';
+import { clipImages } from '@diff-instruct/image-eval';
 import { loadGenerator, writeFileAtomic } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import { oneHot } from '@diff-instruct/trainer';
-
-import { UsageError, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { clipImages } from './images.js';
-import type { Io } from './toy.js';
 
 export const SAMPLE_FLAGS: Record<string, FlagSpec> = {
   generator: { type: 'string', help: 'the generator to sample (.safetensors, e.g. runs/toy/generator.safetensors)' },

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
+import { RUN_FLAGS, UsageError, flagHelp, mergeConfig, parseArgs, prepareOut, progressBar, readConfigFile, requirePositive, resumeConfig, seedFor, startCommand, type FlagSpec, type Io } from '@diff-instruct/cli';
 import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset, trainingSet, type ImageDataset } from '@diff-instruct/data';
 import { classAccuracy, argmaxRows } from '@diff-instruct/metrics';
 import {
@@ -27,12 +28,6 @@ import {
   type ClassifierTrainConfig,
   type TeacherConfig,
 } from '@diff-instruct/trainer';
-
-import { RUN_FLAGS, UsageError, flagHelp, requirePositive, parseArgs, startCommand, type FlagSpec } from './args.js';
-import { mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
-import { progressBar } from './progress.js';
-import { seedFor } from './seeds.js';
-import type { Io } from './toy.js';
 
 /** `distill teacher`: everything as plain JSON, stored as config.json in the run folder. */
 export interface ImageTeacherConfig {

@@ -3,6 +3,25 @@ import { join, resolve } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 import {
+  BEFORE_OBJECTIVES,
+  OBJECTIVE_FLAGS,
+  RUN_FLAGS,
+  UsageError,
+  applyObjectiveFlags,
+  describeObjective,
+  generatorName,
+  flagHelp,
+  mergeConfig,
+  parseArgs,
+  prepareOut,
+  progressBar,
+  readConfigFile,
+  resumeConfig,
+  seedFor,
+  type FlagSpec,
+  type Io,
+} from '@diff-instruct/cli';
+import {
   TARGET_NAMES,
   formatCsvPoints,
   getTarget,
@@ -27,10 +46,7 @@ import {
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 
-import { OBJECTIVE_FLAGS, RUN_FLAGS, UsageError, applyObjectiveFlags, describeObjective, generatorName, flagHelp, parseArgs, type FlagSpec } from './args.js';
-import { BEFORE_OBJECTIVES, TOY_DEFAULTS, mergeConfig, prepareOut, readConfigFile, resumeConfig, type ToyConfig } from './config.js';
-import { progressBar } from './progress.js';
-import { seedFor } from './seeds.js';
+import { TOY_DEFAULTS, type ToyConfig } from './config.js';
 
 export const TOY_FLAGS: Record<string, FlagSpec> = {
   target: { type: 'string', help: `built-in target: ${TARGET_NAMES.join(', ')} (default ring8), or gmm-<D>d in D dimensions` },
@@ -71,13 +87,6 @@ Examples:
 Outputs in --out: config.json, log.jsonl, teacher.safetensors, generator.safetensors, samples.csv,
 teacher-nfe{1,3,5,9,17,35}.csv, report.json, report.md, scatter.png, losses.png.
 `;
-
-export interface Io {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  /** The tfjs backend in use, set by `main`. */
-  backend?: string;
-}
 
 export type Metrics = SampleMetrics;
 export interface ToyReport {

@@ -1,4 +1,4 @@
-import { singleCommandMain } from '@diff-instruct/distill-cli';
+import { singleCommandMain } from '@diff-instruct/cli';
 
 import { REFINE_HELP, runRefine } from './refine.js';
 

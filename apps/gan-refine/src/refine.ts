@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
 import {
   BEFORE_OBJECTIVES,
   OBJECTIVE_FLAGS,
@@ -9,24 +8,20 @@ import {
   UsageError,
   applyObjectiveFlags,
   describeObjective,
-  checkpointSnapshots,
-  committed,
   flagHelp,
-  generate,
-  imageMetrics,
   mergeConfig,
   prepareOut,
   progressBar,
   readConfigFile,
-  referenceStats,
   requirePositive,
   resumeConfig,
   seedFor,
   startCommand,
   type FlagSpec,
-  type ImageMetrics,
   type Io,
-} from '@diff-instruct/distill-cli';
+} from '@diff-instruct/cli';
+import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
+import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats, type ImageMetrics } from '@diff-instruct/image-eval';
 import { FORMAT, loadClassifier, loadDenoiser, loadGenerator, readSafetensorsFile, sampleShape, saveModel, writeFileAtomic } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';

@@ -1,4 +1,4 @@
-import { singleCommandMain } from '@diff-instruct/distill-cli';
+import { singleCommandMain } from '@diff-instruct/cli';
 
 import { NERF_HELP, runNerf } from './run.js';
 

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { imageGrid, linePlot } from '@diff-instruct/data';
 import {
   RUN_FLAGS,
   UsageError,
@@ -17,7 +16,8 @@ import {
   startCommand,
   type FlagSpec,
   type Io,
-} from '@diff-instruct/distill-cli';
+} from '@diff-instruct/cli';
+import { imageGrid, linePlot } from '@diff-instruct/data';
 import { createDenoiser, encodeSafetensors, loadDenoiser, saveModel, writeFileAtomic, type DenoiserModel, type UnetConfig } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import {

@@ -1,6 +1,13 @@
 import { UsageError } from './args.js';
 import { selectBackend } from './backend.js';
-import type { Io } from './toy.js';
+
+/** Where a command writes: its output (stdout) and its progress and errors (stderr). */
+export interface Io {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  /** The tfjs backend in use, set by `main`. */
+  backend?: string;
+}
 
 /**
  * The `main` of a one-command program such as `gan-refine` or `sds-nerf`: `help` / `--version`,
