@@ -30,6 +30,8 @@ export default defineConfig({
       project('distill-cli', 'apps/distill-cli'),
       project('gan-refine', 'apps/gan-refine'),
       project('sds-nerf', 'examples/sds-nerf'),
+      // Tests of the repository as a whole (its layering); they need no tfjs backend.
+      { test: { name: 'repo', include: ['scripts/**/*.test.ts'] } },
     ],
   },
 });
