@@ -6,6 +6,7 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 /** Workspace packages resolve to their TypeScript source, so tests never wait for a build. */
 const alias = [
   { find: /^@diff-instruct\/([a-z-]+)\/testing$/, replacement: `${root}packages/$1/src/testing/index.ts` },
+  { find: /^@diff-instruct\/([a-z-]+)\/node$/, replacement: `${root}packages/$1/src/node.ts` },
   { find: /^@diff-instruct\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
 ];
 

@@ -7,7 +7,8 @@ import { selectBackend } from '@diff-instruct/cli';
 import { loadImageDataset } from '@diff-instruct/data';
 import { classify, clipImages, generate, imageMetrics } from '@diff-instruct/image-eval';
 import { gaussianStats } from '@diff-instruct/metrics';
-import { loadClassifier, loadDenoiser, loadGenerator, sampleShape } from '@diff-instruct/models';
+import { sampleShape } from '@diff-instruct/models';
+import { loadClassifier, loadDenoiser, loadGenerator } from '@diff-instruct/models/node';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 
 const [genPath, teacherPath, nArg, seedsArg] = process.argv.slice(2);

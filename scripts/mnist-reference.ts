@@ -3,7 +3,7 @@
 import { selectBackend } from '@diff-instruct/cli';
 import { loadImageDataset } from '@diff-instruct/data';
 import { committed, referenceStats } from '@diff-instruct/image-eval';
-import { loadClassifier } from '@diff-instruct/models';
+import { loadClassifier } from '@diff-instruct/models/node';
 
 export async function mnistReference() {
   await selectBackend(undefined);

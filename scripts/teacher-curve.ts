@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { linePlot } from '@diff-instruct/data';
 import { imageMetrics, teacherSamples } from '@diff-instruct/image-eval';
-import { loadDenoiser, writeFileAtomic } from '@diff-instruct/models';
+import { loadDenoiser, writeFileAtomic } from '@diff-instruct/models/node';
 
 import { mnistReference } from './mnist-reference.js';
 

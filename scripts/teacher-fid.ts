@@ -2,7 +2,7 @@
 // teacher rows (teacherSamples: EDM Heun, the same latents, clipped to [-1, 1], cached beside the teacher).
 // pnpm -s teacher-fid <teacher.safetensors> [heun steps = 5 (9 NFE)] [samples = 2000] [seed = 0]
 import { imageMetrics, teacherSamples } from '@diff-instruct/image-eval';
-import { loadDenoiser } from '@diff-instruct/models';
+import { loadDenoiser } from '@diff-instruct/models/node';
 
 import { mnistReference } from './mnist-reference.js';
 

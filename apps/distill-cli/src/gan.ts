@@ -3,18 +3,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { RUN_FLAGS, UsageError, flagHelp, mergeConfig, prepareOut, progressBar, readConfigFile, requirePositive, resumeConfig, seedFor, startCommand, type FlagSpec, type Io } from '@diff-instruct/cli';
 import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
-import {
-  STYLEGAN2_PRESETS,
-  createGenerator,
-  createStyleGan2Discriminator,
-  describeModel,
-  loadClassifier,
-  saveModel,
-  stylegan2Preset,
-  writeFileAtomic,
-  type GeneratorModel,
-  type StyleGan2Preset,
-} from '@diff-instruct/models';
+import { STYLEGAN2_PRESETS, createGenerator, createStyleGan2Discriminator, describeModel, stylegan2Preset, type GeneratorModel, type StyleGan2Preset } from '@diff-instruct/models';
+import { loadClassifier, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import { checkpointSnapshots, committed, referenceStats } from '@diff-instruct/image-eval';
 import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct/trainer';

@@ -23,7 +23,8 @@ import {
 } from '@diff-instruct/cli';
 import { IMAGE_DATASET_NAMES, encodeNpy, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
 import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats, teacherSamples, type ImageMetrics } from '@diff-instruct/image-eval';
-import { loadClassifier, loadDenoiser, saveModel, tweedieGenerator, writeFileAtomic } from '@diff-instruct/models';
+import { tweedieGenerator } from '@diff-instruct/models';
+import { loadClassifier, loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
 

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UsageError, flagHelp, parseArgs, type FlagSpec, type Io } from '@diff-instruct/cli';
 import { encodeNpy, formatCsvPoints, imageGrid } from '@diff-instruct/data';
 import { clipImages } from '@diff-instruct/image-eval';
-import { loadGenerator, writeFileAtomic } from '@diff-instruct/models';
+import { loadGenerator, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import { oneHot } from '@diff-instruct/trainer';
 

@@ -4,19 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { RUN_FLAGS, UsageError, flagHelp, mergeConfig, parseArgs, prepareOut, progressBar, readConfigFile, requirePositive, resumeConfig, seedFor, startCommand, type FlagSpec, type Io } from '@diff-instruct/cli';
 import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset, trainingSet, type ImageDataset } from '@diff-instruct/data';
 import { classAccuracy, argmaxRows } from '@diff-instruct/metrics';
-import {
-  UNET_PRESETS,
-  createClassifier,
-  createDenoiser,
-  describeModel,
-  saveModel,
-  unetPreset,
-  writeFileAtomic,
-  type DenoiserModel,
-  type LenetConfig,
-  type UnetConfig,
-  type UnetPreset,
-} from '@diff-instruct/models';
+import { UNET_PRESETS, createClassifier, createDenoiser, describeModel, unetPreset, type DenoiserModel, type LenetConfig, type UnetConfig, type UnetPreset } from '@diff-instruct/models';
+import { saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import {
   CLASSIFIER_DEFAULTS,

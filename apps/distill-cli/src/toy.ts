@@ -32,17 +32,8 @@ import {
   type PointTarget,
 } from '@diff-instruct/data';
 import { compareSamples, type SampleMetrics } from '@diff-instruct/metrics';
-import {
-  createDenoiser,
-  createGenerator,
-  disposeModel,
-  loadDenoiser,
-  saveModel,
-  writeFileAtomic,
-  tweedieGenerator,
-  type DenoiserModel,
-  type GeneratorModel,
-} from '@diff-instruct/models';
+import { createDenoiser, createGenerator, disposeModel, tweedieGenerator, type DenoiserModel, type GeneratorModel } from '@diff-instruct/models';
+import { loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
 

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { parseNpyArray } from '@diff-instruct/data';
-import { createDenoiser, createGenerator, loadGenerator, readSafetensorsFile, saveModel, type StyleGan2GeneratorConfig, type UnetConfig } from '@diff-instruct/models';
+import { createDenoiser, createGenerator, type StyleGan2GeneratorConfig, type UnetConfig } from '@diff-instruct/models';
+import { loadGenerator, readSafetensorsFile, saveModel } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 
 import { main } from './main.js';

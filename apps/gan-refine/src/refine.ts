@@ -22,7 +22,8 @@ import {
 } from '@diff-instruct/cli';
 import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
 import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats, type ImageMetrics } from '@diff-instruct/image-eval';
-import { FORMAT, loadClassifier, loadDenoiser, loadGenerator, readSafetensorsFile, sampleShape, saveModel, writeFileAtomic } from '@diff-instruct/models';
+import { FORMAT, sampleShape } from '@diff-instruct/models';
+import { loadClassifier, loadDenoiser, loadGenerator, readSafetensorsFile, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
 

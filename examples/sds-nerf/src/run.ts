@@ -18,7 +18,8 @@ import {
   type Io,
 } from '@diff-instruct/cli';
 import { imageGrid, linePlot } from '@diff-instruct/data';
-import { createDenoiser, encodeSafetensors, loadDenoiser, saveModel, writeFileAtomic, type DenoiserModel, type UnetConfig } from '@diff-instruct/models';
+import { createDenoiser, encodeSafetensors, type DenoiserModel, type UnetConfig } from '@diff-instruct/models';
+import { loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import {
   JsonlLog,

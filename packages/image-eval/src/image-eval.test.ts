@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { UsageError } from '@diff-instruct/cli';
-import { createClassifier, createDenoiser, createGenerator, saveModel, tweedieGenerator, type UnetConfig } from '@diff-instruct/models';
+import { createClassifier, createDenoiser, createGenerator, tweedieGenerator, type UnetConfig } from '@diff-instruct/models';
+import { saveModel } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import { JsonlLog } from '@diff-instruct/trainer';
 

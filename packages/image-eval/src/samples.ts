@@ -5,7 +5,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { seedFor, type Io } from '@diff-instruct/cli';
 import { encodeNpy, parseNpyArray } from '@diff-instruct/data';
-import { writeFileAtomic, type DenoiserModel, type GeneratorModel, type UnetConfig } from '@diff-instruct/models';
+import { type DenoiserModel, type GeneratorModel, type UnetConfig } from '@diff-instruct/models';
+import { writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
 import { oneHot } from '@diff-instruct/trainer';
 

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { seedFor } from '@diff-instruct/cli';
 import { imageGrid } from '@diff-instruct/data';
 import type { GaussianStats } from '@diff-instruct/metrics';
-import { writeFileAtomic, type ClassifierModel, type GeneratorModel } from '@diff-instruct/models';
+import { type ClassifierModel, type GeneratorModel } from '@diff-instruct/models';
+import { writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import type { JsonlLog } from '@diff-instruct/trainer';
 

@@ -61,11 +61,13 @@ export {
 } from './safetensors.js';
 export {
   FORMAT,
-  writeFileAtomic,
-  saveModel,
-  readSafetensorsFile,
+  encodeModel,
+  decodeSafetensorsBytes,
+  parseModelFile,
   loadDenoiser,
   loadGenerator,
   loadClassifier,
   loadParamsInto,
 } from './io.js';
+// File I/O (saveModel, loadGenerator(path), readSafetensorsFile, writeFileAtomic) is in './node.ts',
+// the `@diff-instruct/models/node` entry, so that this one runs in a browser.

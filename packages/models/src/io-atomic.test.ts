@@ -17,7 +17,7 @@ vi.mock('node:fs', async (importOriginal) => {
   };
 });
 
-const { writeFileAtomic } = await import('./io.js');
+const { writeFileAtomic } = await import('./node.js');
 
 const dir = mkdtempSync(join(tmpdir(), 'di-models-atomic-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 
 import type { EdmDenoiserConfig, LenetConfig, UnetConfig } from './config.js';
-import { loadClassifier, loadDenoiser, loadGenerator, saveModel } from './io.js';
+import { loadClassifier, loadDenoiser, loadGenerator, saveModel } from './node.js';
 import { createClassifier } from './lenet.js';
 import { createDenoiser, tweedieGenerator } from './model.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';

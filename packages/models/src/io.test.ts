@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 
 import type { EdmDenoiserConfig, MlpGeneratorConfig } from './config.js';
-import { loadDenoiser, loadGenerator, loadParamsInto, saveModel, writeFileAtomic } from './io.js';
+import { loadParamsInto } from './io.js';
+import { loadDenoiser, loadGenerator, saveModel, writeFileAtomic } from './node.js';
 import { createDenoiser, createGenerator, tweedieGenerator } from './model.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 

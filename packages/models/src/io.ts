@@ -1,6 +1,3 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-
 import * as tf from '@tensorflow/tfjs';
 
 import { type ModelConfig, type ModelRole, roleOf, validateClassifierConfig, validateDenoiserConfig, validateGeneratorConfig } from './config.js';
@@ -13,139 +10,109 @@ import { SafetensorsFormatError, type SafetensorsTensor, decodeSafetensors, enco
 export const FORMAT = 'diff-instruct';
 const RESERVED = ['format', 'role', 'config'];
 
-function describeWriteError(path: string, e: NodeJS.ErrnoException): string {
-  switch (e.code) {
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return `disk full while writing ${path}`;
-    case 'ENOENT':
-      return `cannot write ${path}: directory ${dirname(path)} does not exist`;
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-      return `permission denied while writing ${path} (${e.code})`;
-    default:
-      return `failed to write ${path}: ${e.message}`;
-  }
-}
-
 /**
- * Writes `bytes` to `path` so that `path` is either untouched or complete: the data goes to a
- * temporary file in the same directory, is flushed to disk, and is then renamed over `path`.
- * On failure the temporary file is removed and the error says what happened.
- */
-export function writeFileAtomic(path: string, content: Uint8Array | string): void {
-  const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content;
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = openSync(tmp, 'wx');
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== null) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already failing; the original error is the one to report
-      }
-    }
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temporary file was never created, or is already gone
-    }
-    throw new Error(describeWriteError(path, e as NodeJS.ErrnoException), { cause: e });
-  }
-  // Make the rename itself durable; not every platform can fsync a directory.
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // best effort
-  }
-}
-
-/**
- * Saves a model's weights as safetensors, with `metadata.config` = JSON of its config,
+ * Encodes a model's weights as safetensors bytes, with `metadata.config` = JSON of its config,
  * `metadata.format` = 'diff-instruct' and `metadata.role` = 'denoiser' | 'generator' | 'classifier',
  * so that the file is self-describing. `extraMetadata` (e.g. the training step) is stored alongside.
+ * `saveModel(path, …)` in `@diff-instruct/models/node` writes these bytes to a file.
  */
-export function saveModel(path: string, model: DenoiserModel | GeneratorModel | ClassifierModel, extraMetadata: Record<string, string> = {}): void {
+export function encodeModel(model: DenoiserModel | GeneratorModel | ClassifierModel, extraMetadata: Record<string, string> = {}): Uint8Array {
   for (const k of RESERVED) if (k in extraMetadata) throw new Error(`saveModel: metadata key '${k}' is reserved`);
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
   for (const [name, v] of Object.entries(model.params)) {
     tensors[name] = { dtype: 'F32', shape: v.shape.slice(), data: v.dataSync() as Float32Array };
   }
   const metadata = { ...extraMetadata, format: FORMAT, role: roleOf(model.config), config: JSON.stringify(model.config) };
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  return encodeSafetensors(tensors, metadata);
 }
 
-/** Reads and parses a weight file; the errors name the path and say what is wrong. */
-export function readSafetensorsFile(path: string): ReturnType<typeof decodeSafetensors> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`checkpoint not found: ${path}`, { cause: e });
-    if (code === 'EISDIR') throw new Error(`${path} is a directory, expected a safetensors file`, { cause: e });
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
+/**
+ * Parses the bytes of a weight file; the errors start with `what` (a file name, a URL) and say
+ * what is wrong. `readSafetensorsFile(path)` in `@diff-instruct/models/node` reads the file first.
+ */
+export function decodeSafetensorsBytes(bytes: Uint8Array, what: string): ReturnType<typeof decodeSafetensors> {
   try {
     return decodeSafetensors(bytes);
   } catch (e) {
-    if (e instanceof SafetensorsFormatError) throw new Error(`${path} is not a valid safetensors file (${e.message})`, { cause: e });
-    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
+    if (e instanceof SafetensorsFormatError) throw new Error(`${what} is not a valid safetensors file (${e.message})`, { cause: e });
+    throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
   }
 }
 
 const ROLES: readonly string[] = ['denoiser', 'generator', 'classifier'] satisfies ModelRole[];
 
-function readModelFile(path: string, role: ModelRole): { config: unknown; tensors: Record<string, SafetensorsTensor> } {
-  const { tensors, metadata } = readSafetensorsFile(path);
+/**
+ * Checks a decoded weight file's metadata against `role` and that every weight is finite; returns
+ * its config (not yet validated) and tensors. `what` names the file in the errors.
+ */
+export function parseModelFile(
+  decoded: ReturnType<typeof decodeSafetensors>,
+  role: ModelRole,
+  what: string,
+): { config: unknown; tensors: Record<string, SafetensorsTensor> } {
+  const { tensors, metadata } = decoded;
   if (metadata.format !== FORMAT) {
-    throw new Error(`${path} was not written by diff-instruct (metadata.format is ${JSON.stringify(metadata.format ?? null)}, expected '${FORMAT}')`);
+    throw new Error(`${what} was not written by diff-instruct (metadata.format is ${JSON.stringify(metadata.format ?? null)}, expected '${FORMAT}')`);
   }
   if (metadata.role !== role) {
     const held = metadata.role !== undefined && ROLES.includes(metadata.role) ? `a ${metadata.role}` : `role ${JSON.stringify(metadata.role ?? null)}`;
-    throw new Error(`${path} holds ${held}, expected a ${role}`);
+    throw new Error(`${what} holds ${held}, expected a ${role}`);
   }
   let config: unknown;
   try {
     config = JSON.parse(metadata.config ?? '');
   } catch (e) {
-    throw new Error(`${path}: metadata.config is not valid JSON (${(e as Error).message})`, { cause: e });
+    throw new Error(`${what}: metadata.config is not valid JSON (${(e as Error).message})`, { cause: e });
   }
+  assertFinite(tensors, what);
   return { config, tensors };
 }
 
-/** Loads a denoiser saved by {@link saveModel}. */
-export function loadDenoiser(path: string): DenoiserModel {
-  const { config, tensors } = readModelFile(path, 'denoiser');
-  validateDenoiserConfig(config, `config in ${path}`);
-  return loadInto(initDenoiser(config, null), tensors, path);
+/** Refuses weights holding NaN or ±Infinity, naming the file and the first such tensor. */
+function assertFinite(tensors: Record<string, SafetensorsTensor>, what: string): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== 'F32') continue;
+    const data = t.data;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]!;
+      if (!Number.isFinite(v)) {
+        let count = 0;
+        for (let j = i; j < data.length; j++) if (!Number.isFinite(data[j]!)) count++;
+        throw new Error(`${what}: tensor '${name}' holds ${count} non-finite value${count === 1 ? '' : 's'} (first: ${v} at index ${i}); refusing to load a diverged checkpoint`);
+      }
+    }
+  }
 }
 
-/** Loads a generator saved by {@link saveModel}: `const g = loadGenerator('generator.safetensors')`. */
-export function loadGenerator(path: string): GeneratorModel {
-  const { config, tensors } = readModelFile(path, 'generator');
-  validateGeneratorConfig(config, `config in ${path}`);
-  return loadInto(initGenerator(config, null), tensors, path);
+const DEFAULT_WHAT = 'weight bytes';
+
+/**
+ * Builds a denoiser from the bytes of a file saved by `saveModel`/{@link encodeModel}, e.g.
+ * `loadDenoiser(new Uint8Array(await (await fetch(url)).arrayBuffer()), url)`. `what` names the
+ * source in errors. The path version is `loadDenoiser(path)` in `@diff-instruct/models/node`.
+ */
+export function loadDenoiser(bytes: Uint8Array, what = DEFAULT_WHAT): DenoiserModel {
+  const { config, tensors } = parseModelFile(decodeSafetensorsBytes(bytes, what), 'denoiser', what);
+  validateDenoiserConfig(config, `config in ${what}`);
+  return loadInto(initDenoiser(config, null), tensors, what);
 }
 
-/** Loads a classifier saved by {@link saveModel}: `const c = loadClassifier('lenet-mnist.safetensors')`. */
-export function loadClassifier(path: string): ClassifierModel {
-  const { config, tensors } = readModelFile(path, 'classifier');
-  validateClassifierConfig(config, `config in ${path}`);
-  return loadInto(initClassifier(config, null), tensors, path);
+/**
+ * Builds a generator from the bytes of a file saved by `saveModel`/{@link encodeModel}: in a web
+ * page, `const g = loadGenerator(new Uint8Array(await (await fetch('generator.safetensors')).arrayBuffer()))`.
+ * The path version is `loadGenerator(path)` in `@diff-instruct/models/node`.
+ */
+export function loadGenerator(bytes: Uint8Array, what = DEFAULT_WHAT): GeneratorModel {
+  const { config, tensors } = parseModelFile(decodeSafetensorsBytes(bytes, what), 'generator', what);
+  validateGeneratorConfig(config, `config in ${what}`);
+  return loadInto(initGenerator(config, null), tensors, what);
+}
+
+/** Builds a classifier from the bytes of a file saved by `saveModel`/{@link encodeModel}; the path version is in `./node`. */
+export function loadClassifier(bytes: Uint8Array, what = DEFAULT_WHAT): ClassifierModel {
+  const { config, tensors } = parseModelFile(decodeSafetensorsBytes(bytes, what), 'classifier', what);
+  validateClassifierConfig(config, `config in ${what}`);
+  return loadInto(initClassifier(config, null), tensors, what);
 }
 
 function loadInto<M extends { params: Params; config: ModelConfig }>(model: M, tensors: Record<string, SafetensorsTensor>, path: string): M {

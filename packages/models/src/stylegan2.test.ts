@@ -10,7 +10,7 @@ import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
 import { conv2d } from './ops.js';
 import { createGenerator } from './model.js';
-import { saveModel, loadGenerator } from './io.js';
+import { saveModel, loadGenerator } from './node.js';
 import { countParams, type Params } from './params.js';
 import { STYLEGAN2_PRESETS, describeModel, stylegan2Preset } from './presets.js';
 import {

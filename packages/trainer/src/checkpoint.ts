@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 
 import type * as tf from '@tensorflow/tfjs';
-import { decodeSafetensors, encodeSafetensors, loadParamsInto, writeFileAtomic } from '@diff-instruct/models';
+import { decodeSafetensors, encodeSafetensors, loadParamsInto } from '@diff-instruct/models';
+import { writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, type RngState } from '@diff-instruct/sde';
 
 import type { JsonlLog } from './loop.js';
