@@ -4,7 +4,7 @@
 // e.g. bench/fid-spread.ts runs/images-mnist/generator.safetensors \
 //        checkpoints/mnist/teacher-uncond/teacher.safetensors 2000 101,102
 import { selectBackend } from '@diff-instruct/cli';
-import { loadImageDataset } from '@diff-instruct/data';
+import { loadImageDataset } from '@diff-instruct/data/node';
 import { classify, clipImages, generate, imageMetrics } from '@diff-instruct/image-eval';
 import { gaussianStats } from '@diff-instruct/metrics';
 import { sampleShape } from '@diff-instruct/models';

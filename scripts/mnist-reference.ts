@@ -1,7 +1,7 @@
 // What the teacher scripts share: the backend, the committed MNIST classifier, the FID reference of
 // the test split, and an `Io` that writes to the process's streams.
 import { selectBackend } from '@diff-instruct/cli';
-import { loadImageDataset } from '@diff-instruct/data';
+import { loadImageDataset } from '@diff-instruct/data/node';
 import { committed, referenceStats } from '@diff-instruct/image-eval';
 import { loadClassifier } from '@diff-instruct/models/node';
 

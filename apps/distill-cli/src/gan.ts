@@ -2,7 +2,8 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 import { RUN_FLAGS, UsageError, flagHelp, mergeConfig, prepareOut, progressBar, readConfigFile, requirePositive, resumeConfig, seedFor, startCommand, type FlagSpec, type Io } from '@diff-instruct/cli';
-import { IMAGE_DATASET_NAMES, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, linePlot, trainingSet } from '@diff-instruct/data';
+import { loadImageDataset } from '@diff-instruct/data/node';
 import { STYLEGAN2_PRESETS, createGenerator, createStyleGan2Discriminator, describeModel, stylegan2Preset, type GeneratorModel, type StyleGan2Preset } from '@diff-instruct/models';
 import { loadClassifier, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';

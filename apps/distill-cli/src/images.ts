@@ -21,7 +21,8 @@ import {
   type FlagSpec,
   type Io,
 } from '@diff-instruct/cli';
-import { IMAGE_DATASET_NAMES, encodeNpy, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, encodeNpy, linePlot, trainingSet } from '@diff-instruct/data';
+import { loadImageDataset } from '@diff-instruct/data/node';
 import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats, teacherSamples, type ImageMetrics } from '@diff-instruct/image-eval';
 import { tweedieGenerator } from '@diff-instruct/models';
 import { loadClassifier, loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 import { RUN_FLAGS, UsageError, flagHelp, mergeConfig, parseArgs, prepareOut, progressBar, readConfigFile, requirePositive, resumeConfig, seedFor, startCommand, type FlagSpec, type Io } from '@diff-instruct/cli';
-import { IMAGE_DATASET_NAMES, imageGrid, linePlot, loadImageDataset, trainingSet, type ImageDataset } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, imageGrid, linePlot, trainingSet, type ImageDataset } from '@diff-instruct/data';
+import { loadImageDataset } from '@diff-instruct/data/node';
 import { classAccuracy, argmaxRows } from '@diff-instruct/metrics';
 import { UNET_PRESETS, createClassifier, createDenoiser, describeModel, unetPreset, type DenoiserModel, type LenetConfig, type UnetConfig, type UnetPreset } from '@diff-instruct/models';
 import { saveModel, writeFileAtomic } from '@diff-instruct/models/node';

@@ -21,16 +21,8 @@ import {
   type FlagSpec,
   type Io,
 } from '@diff-instruct/cli';
-import {
-  TARGET_NAMES,
-  formatCsvPoints,
-  getTarget,
-  linePlot,
-  readPoints,
-  scatterPlot,
-  validatePoints,
-  type PointTarget,
-} from '@diff-instruct/data';
+import { TARGET_NAMES, formatCsvPoints, getTarget, linePlot, scatterPlot, validatePoints, type PointTarget } from '@diff-instruct/data';
+import { readPoints } from '@diff-instruct/data/node';
 import { compareSamples, type SampleMetrics } from '@diff-instruct/metrics';
 import { createDenoiser, createGenerator, disposeModel, tweedieGenerator, type DenoiserModel, type GeneratorModel } from '@diff-instruct/models';
 import { loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';

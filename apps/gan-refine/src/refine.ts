@@ -20,7 +20,8 @@ import {
   type FlagSpec,
   type Io,
 } from '@diff-instruct/cli';
-import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, loadImageDataset, trainingSet } from '@diff-instruct/data';
+import { IMAGE_DATASET_NAMES, encodeNpy, imageGrid, linePlot, trainingSet } from '@diff-instruct/data';
+import { loadImageDataset } from '@diff-instruct/data/node';
 import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats, type ImageMetrics } from '@diff-instruct/image-eval';
 import { FORMAT, sampleShape } from '@diff-instruct/models';
 import { loadClassifier, loadDenoiser, loadGenerator, readSafetensorsFile, saveModel, writeFileAtomic } from '@diff-instruct/models/node';

@@ -5,7 +5,8 @@ import { gzipSync } from 'node:zlib';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { parseIdx, readIdxFile } from './idx.js';
+import { parseIdx } from './idx.js';
+import { readIdxFile } from './node.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'di-idx-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

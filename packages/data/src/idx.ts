@@ -1,5 +1,4 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { hostZlib } from './host.js';
 
 /** An unsigned-byte IDX array: `dims` (e.g. [n, 28, 28]) and the row-major values. */
 export interface IdxArray {
@@ -18,7 +17,7 @@ const IDX_DTYPES: Record<number, string> = {
 };
 
 /** Whether `bytes` start with the gzip magic number 1f 8b. */
-function isGzip(bytes: Uint8Array): boolean {
+export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
@@ -27,7 +26,7 @@ function isGzip(bytes: Uint8Array): boolean {
  * number of dimensions, then each dimension as a big-endian uint32). Returns the dims and the
  * header length; throws a one-line error naming `source` otherwise.
  */
-function parseIdxHeader(bytes: Uint8Array, source: string): { dims: number[]; headerBytes: number } {
+export function parseIdxHeader(bytes: Uint8Array, source: string): { dims: number[]; headerBytes: number } {
   if (bytes.length < 4) {
     throw new Error(`${source}: ${bytes.length} bytes is too short for an IDX file (the header alone is at least 8); the file is truncated`);
   }
@@ -52,7 +51,7 @@ function parseIdxHeader(bytes: Uint8Array, source: string): { dims: number[]; he
 }
 
 /** Throws unless `available` data bytes are exactly what `dims` needs. */
-function checkSize(dims: number[], available: number, source: string): number {
+export function checkSize(dims: number[], available: number, source: string): number {
   const expected = dims.reduce((a, d) => a * d, 1);
   if (available < expected) {
     throw new Error(
@@ -66,9 +65,19 @@ function checkSize(dims: number[], available: number, source: string): number {
   return expected;
 }
 
-function gunzip(bytes: Uint8Array, source: string): Uint8Array {
+/** Decompresses a gzip stream (RFC 1952), e.g. Node's `zlib.gunzipSync` or pako's `ungzip`. */
+export type Gunzip = (bytes: Uint8Array) => Uint8Array;
+
+function gunzip(bytes: Uint8Array, source: string, unzip: Gunzip | undefined): Uint8Array {
+  if (unzip === undefined) {
+    const zlib = hostZlib();
+    if (zlib === undefined) {
+      throw new Error(`${source}: the IDX data is gzipped and this host has no zlib; decompress it first (e.g. with DecompressionStream('gzip')) or pass a gunzip function`);
+    }
+    unzip = (b) => zlib.gunzipSync(b);
+  }
   try {
-    const out = gunzipSync(bytes);
+    const out = unzip(bytes);
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (e) {
     throw new Error(`${source}: the gzip data is corrupt or truncated (${(e as Error).message}); fetch or reinstall the file`);
@@ -78,56 +87,13 @@ function gunzip(bytes: Uint8Array, source: string): Uint8Array {
 /**
  * Parses an unsigned-byte IDX array (the MNIST file format), gzipped (magic 1f 8b) or not.
  * Validates the magic number, the data type (0x08 only) and that the data is exactly as long as
- * the header says; errors name `source` (usually the file's path).
+ * the header says; errors name `source` (usually the file's path). Gzipped data is decompressed
+ * with `unzip`, by default Node's zlib where the host has it. `readIdxFile(path)` is in
+ * `@diff-instruct/data/node`.
  */
-export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
-  if (isGzip(bytes)) bytes = gunzip(bytes, source);
+export function parseIdx(bytes: Uint8Array, source: string, unzip?: Gunzip): IdxArray {
+  if (isGzip(bytes)) bytes = gunzip(bytes, source, unzip);
   const { dims, headerBytes } = parseIdxHeader(bytes, source);
   checkSize(dims, bytes.length - headerBytes, source);
   return { dims, data: bytes.subarray(headerBytes) };
-}
-
-/**
- * Reads the IDX file at `path`, keeping only its first `limit` items (along the first dimension)
- * when given. An uncompressed file is checked for its full size but only the items kept are read;
- * a gzipped one is decompressed whole. The returned `dims[0]` is the number of items kept, and
- * `total` the number in the file.
- */
-export function readIdxFile(path: string, limit?: number): IdxArray & { total: number } {
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
-    throw new Error(`readIdxFile: limit must be a non-negative integer, got ${limit}`);
-  }
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`${path}: no such file`);
-    throw new Error(`${path}: cannot be read (${(e as Error).message})`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const head = new Uint8Array(Math.min(size, 4 + 4 * 255));
-    readSync(fd, head, 0, head.length, 0);
-    const keep = (dims: number[]) => (limit === undefined ? dims[0]! : Math.min(limit, dims[0]!));
-    if (isGzip(head)) {
-      const { dims, data } = parseIdx(new Uint8Array(readFileSync(path)), path);
-      const n = keep(dims);
-      const itemBytes = dims.slice(1).reduce((a, d) => a * d, 1);
-      return { dims: [n, ...dims.slice(1)], data: data.subarray(0, n * itemBytes), total: dims[0]! };
-    }
-    const { dims, headerBytes } = parseIdxHeader(head, path);
-    checkSize(dims, size - headerBytes, path);
-    const n = keep(dims);
-    const data = new Uint8Array(n * dims.slice(1).reduce((a, d) => a * d, 1));
-    let got = 0;
-    while (got < data.length) {
-      const r = readSync(fd, data, got, data.length - got, headerBytes + got);
-      if (r === 0) throw new Error(`${path}: truncated while reading (the file changed size?)`);
-      got += r;
-    }
-    return { dims: [n, ...dims.slice(1)], data, total: dims[0]! };
-  } finally {
-    closeSync(fd);
-  }
 }

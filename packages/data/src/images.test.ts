@@ -5,16 +5,8 @@ import { gzipSync } from 'node:zlib';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import {
-  FASHION_MNIST_ROOT,
-  type ImageDataset,
-  findPackageDir,
-  loadFashionMnist,
-  loadImageDataset,
-  loadMnist,
-  padTo32,
-  toSigned,
-} from './images.js';
+import { FASHION_MNIST_ROOT, type ImageDataset, padTo32, toSigned } from './images.js';
+import { findPackageDir, loadFashionMnist, loadImageDataset, loadMnist } from './node.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'di-images-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,8 @@ export {
 export {
   type Points,
   type ValidateOptions,
-  readPoints,
+  parsePoints,
+  pointFileType,
   parseCsvPoints,
   parseNpy,
   parseNpyArray,
@@ -17,7 +18,7 @@ export {
   formatCsvPoints,
   validatePoints,
 } from './points.js';
-export { encodePng, crc32, PNG_SIGNATURE } from './png.js';
+export { encodePng, type Deflate, storedDeflate, crc32, PNG_SIGNATURE } from './png.js';
 export { Canvas, textWidth, type Rgb } from './canvas.js';
 export {
   scatterPlot,
@@ -28,7 +29,7 @@ export {
   type LineSeries,
   type LinePlotOptions,
 } from './plots.js';
-export { type IdxArray, parseIdx, readIdxFile } from './idx.js';
+export { type IdxArray, type Gunzip, parseIdx } from './idx.js';
 export {
   type ImageDataset,
   type ImageDatasetName,
@@ -38,11 +39,10 @@ export {
   MNIST_CLASSES,
   FASHION_MNIST_CLASSES,
   FASHION_MNIST_ROOT,
-  loadMnist,
-  loadFashionMnist,
-  loadImageDataset,
   trainingSet,
   padTo32,
   toSigned,
 } from './images.js';
 export { imageGrid, type ImageGridOptions } from './grid.js';
+// File I/O (readPoints, readIdxFile, loadMnist, loadFashionMnist, loadImageDataset) is in
+// './node.ts', the `@diff-instruct/data/node` entry, so that this one runs in a browser.

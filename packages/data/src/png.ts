@@ -1,4 +1,4 @@
-import { deflateSync } from 'node:zlib';
+import { hostZlib } from './host.js';
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -29,11 +29,56 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Compresses bytes into a zlib stream (RFC 1950), e.g. Node's `zlib.deflateSync` or pako's `deflate`. */
+export type Deflate = (raw: Uint8Array) => Uint8Array;
+
+const ADLER_MOD = 65521;
+
+/**
+ * A valid zlib stream of stored (uncompressed) deflate blocks: what {@link encodePng} uses where
+ * the host has no zlib (a browser), so that PNGs still come out, only larger.
+ */
+export function storedDeflate(raw: Uint8Array): Uint8Array {
+  const BLOCK = 65535;
+  const blocks = Math.max(1, Math.ceil(raw.length / BLOCK));
+  const out = new Uint8Array(2 + blocks * 5 + raw.length + 4);
+  out[0] = 0x78; // CM = 8 (deflate), CINFO = 7 (32K window)
+  out[1] = 0x01; // FCHECK: (0x78 << 8 | 0x01) % 31 === 0, no dictionary, fastest
+  let o = 2;
+  for (let b = 0; b < blocks; b++) {
+    const start = b * BLOCK;
+    const len = Math.min(BLOCK, raw.length - start);
+    out[o++] = b === blocks - 1 ? 1 : 0; // BFINAL, BTYPE = 00 (stored)
+    out[o++] = len & 0xff;
+    out[o++] = len >>> 8;
+    out[o++] = ~len & 0xff;
+    out[o++] = (~len >>> 8) & 0xff;
+    out.set(raw.subarray(start, start + len), o);
+    o += len;
+  }
+  let a = 1;
+  let s = 0;
+  for (let i = 0; i < raw.length; i++) {
+    a = (a + raw[i]!) % ADLER_MOD;
+    s = (s + a) % ADLER_MOD;
+  }
+  new DataView(out.buffer).setUint32(o, ((s << 16) | a) >>> 0);
+  return out;
+}
+
+/** Node's zlib deflate when the host has it (byte for byte what this package always wrote), else {@link storedDeflate}. */
+function defaultDeflate(): Deflate {
+  const zlib = hostZlib();
+  return zlib ? (raw) => zlib.deflateSync(raw) : storedDeflate;
+}
+
 /**
  * An 8-bit RGBA PNG (colour type 6, no interlace): signature, IHDR, one IDAT (zlib-deflated
- * scanlines, filter type 0), IEND. `rgba` is row-major, 4 bytes per pixel.
+ * scanlines, filter type 0), IEND. `rgba` is row-major, 4 bytes per pixel. The scanlines are
+ * compressed by `deflate`: by default Node's zlib on Node, stored blocks in a browser (pass e.g.
+ * pako's `deflate` there for smaller files).
  */
-export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+export function encodePng(width: number, height: number, rgba: Uint8Array, deflate: Deflate = defaultDeflate()): Uint8Array {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new Error(`encodePng: width and height must be positive integers, got ${width}×${height}`);
   }
@@ -55,7 +100,7 @@ export function encodePng(width: number, height: number, rgba: Uint8Array): Uint
     raw[y * (stride + 1)] = 0; // filter: none
     raw.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
   }
-  const idat = new Uint8Array(deflateSync(raw));
+  const idat = new Uint8Array(deflate(raw));
   const parts = [PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { encodeNpy, formatCsvPoints, parseCsvPoints, parseNpy, readPoints, validatePoints } from './points.js';
+import { readPoints } from './node.js';
+import { encodeNpy, formatCsvPoints, parseCsvPoints, parseNpy, validatePoints } from './points.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'di-points-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { baseName, extName } from './host.js';
 
 /** N points of dimension D, row-major: point i is `data[i*dim .. i*dim+dim)`. */
 export interface Points {
@@ -44,26 +43,25 @@ export function validatePoints(p: Points, source: string, expectedDim?: number, 
 }
 
 /**
- * Reads an N×D point file: `.csv`, `.tsv` or `.txt` (see {@link parseCsvPoints}) or `.npy`
- * (see {@link parseNpy}). The result is validated (non-empty, finite); check the dimension with
- * {@link validatePoints}.
+ * The point-file format of `name` (a path, a URL or a file name) by its extension: '.csv', '.tsv'
+ * or '.txt' are text, '.npy' is NumPy; anything else is a one-line error naming `name`.
  */
-export function readPoints(path: string): Points {
-  const ext = extname(path).toLowerCase();
+export function pointFileType(name: string): 'text' | 'npy' {
+  const ext = extName(name).toLowerCase();
   if (!['.csv', '.tsv', '.txt', '.npy'].includes(ext)) {
-    throw new Error(`${path}: unsupported file type "${ext || '(none)'}"; give a .csv, .tsv, .txt or .npy file`);
+    throw new Error(`${name}: unsupported file type "${ext || '(none)'}"; give a .csv, .tsv, .txt or .npy file`);
   }
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`${path}: no such file; check the path`);
-    if (code === 'EISDIR') throw new Error(`${path}: is a directory, not a point file`);
-    throw new Error(`${path}: cannot be read (${(e as Error).message})`);
-  }
-  const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return ext === '.npy' ? parseNpy(u8, path) : parseCsvPoints(new TextDecoder().decode(u8), path);
+  return ext === '.npy' ? 'npy' : 'text';
+}
+
+/**
+ * Parses the bytes of an N×D point file named `name`: `.csv`, `.tsv` or `.txt` (see
+ * {@link parseCsvPoints}) or `.npy` (see {@link parseNpy}), e.g. the body of a `fetch`. The
+ * result is validated (non-empty, finite); check the dimension with {@link validatePoints}.
+ * `readPoints(path)` in `@diff-instruct/data/node` reads the file first.
+ */
+export function parsePoints(bytes: Uint8Array, name: string): Points {
+  return pointFileType(name) === 'npy' ? parseNpy(bytes, name) : parseCsvPoints(new TextDecoder().decode(bytes), name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +159,7 @@ export interface NpyArray {
  * `<i8` (little-endian); C order, or Fortran order for 1-D and 2-D arrays (transposed on read).
  */
 export function parseNpyArray(bytes: Uint8Array, source: string): NpyArray {
-  const name = basename(source);
+  const name = baseName(source);
   if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new Error(`${source}: not a NumPy .npy file (bad magic); save it with numpy.save`);
   }
