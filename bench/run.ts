@@ -23,7 +23,8 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '@diff-instruct/cli';
 import { createDenoiser, disposeModel, tweedieGenerator, unetPreset } from '@diff-instruct/models';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
-import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, diffInstruct, oneHot, trainTeacher } from '@diff-instruct/trainer';
+import { DIFF_INSTRUCT_DEFAULTS, TEACHER_DEFAULTS, oneHot } from '@diff-instruct/trainer';
+import { diffInstruct, trainTeacher } from '@diff-instruct/trainer/node';
 import { getTarget } from '@diff-instruct/data';
 
 import { matMulPeakGflops, profileKernels } from './profile.js';

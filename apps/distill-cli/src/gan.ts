@@ -8,7 +8,8 @@ import { STYLEGAN2_PRESETS, createGenerator, createStyleGan2Discriminator, descr
 import { loadClassifier, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
 import { checkpointSnapshots, committed, referenceStats } from '@diff-instruct/image-eval';
-import { GAN_DEFAULTS, JsonlLog, trainGan, type GanConfig } from '@diff-instruct/trainer';
+import { GAN_DEFAULTS, type GanConfig } from '@diff-instruct/trainer';
+import { JsonlLog, trainGan } from '@diff-instruct/trainer/node';
 
 /** `distill gan`: everything as plain JSON, stored as config.json in the run folder. */
 export interface GanRunConfig {

@@ -27,7 +27,8 @@ import { checkpointSnapshots, committed, generate, imageMetrics, referenceStats,
 import { tweedieGenerator } from '@diff-instruct/models';
 import { loadClassifier, loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
-import { DIFF_INSTRUCT_DEFAULTS, JsonlLog, diffInstruct, type DiffInstructConfig } from '@diff-instruct/trainer';
+import { DIFF_INSTRUCT_DEFAULTS, type DiffInstructConfig } from '@diff-instruct/trainer';
+import { JsonlLog, diffInstruct } from '@diff-instruct/trainer/node';
 
 /** `distill images`: everything as plain JSON, stored as config.json in the run folder. */
 export interface ImagesConfig {

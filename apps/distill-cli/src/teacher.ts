@@ -8,16 +8,8 @@ import { classAccuracy, argmaxRows } from '@diff-instruct/metrics';
 import { UNET_PRESETS, createClassifier, createDenoiser, describeModel, unetPreset, type DenoiserModel, type LenetConfig, type UnetConfig, type UnetPreset } from '@diff-instruct/models';
 import { saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
-import {
-  CLASSIFIER_DEFAULTS,
-  JsonlLog,
-  TEACHER_DEFAULTS,
-  oneHot,
-  trainClassifier,
-  trainTeacher,
-  type ClassifierTrainConfig,
-  type TeacherConfig,
-} from '@diff-instruct/trainer';
+import { CLASSIFIER_DEFAULTS, TEACHER_DEFAULTS, oneHot, type ClassifierTrainConfig, type TeacherConfig } from '@diff-instruct/trainer';
+import { JsonlLog, trainClassifier, trainTeacher } from '@diff-instruct/trainer/node';
 
 /** `distill teacher`: everything as plain JSON, stored as config.json in the run folder. */
 export interface ImageTeacherConfig {

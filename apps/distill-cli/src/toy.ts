@@ -27,7 +27,7 @@ import { compareSamples, type SampleMetrics } from '@diff-instruct/metrics';
 import { createDenoiser, createGenerator, disposeModel, tweedieGenerator, type DenoiserModel, type GeneratorModel } from '@diff-instruct/models';
 import { loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, sampleTeacher } from '@diff-instruct/sde';
-import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer';
+import { JsonlLog, diffInstruct, trainTeacher } from '@diff-instruct/trainer/node';
 
 import { TOY_DEFAULTS, type ToyConfig } from './config.js';
 

@@ -21,16 +21,8 @@ import { imageGrid, linePlot } from '@diff-instruct/data';
 import { createDenoiser, encodeSafetensors, type DenoiserModel, type UnetConfig } from '@diff-instruct/models';
 import { loadDenoiser, saveModel, writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
-import {
-  JsonlLog,
-  SCORE_DISTILL_DEFAULTS,
-  TEACHER_DEFAULTS,
-  oneHot,
-  scoreDistill,
-  trainTeacher,
-  type ScoreDistillConfig,
-  type TeacherConfig,
-} from '@diff-instruct/trainer';
+import { SCORE_DISTILL_DEFAULTS, TEACHER_DEFAULTS, oneHot, type ScoreDistillConfig, type TeacherConfig } from '@diff-instruct/trainer';
+import { JsonlLog, scoreDistill, trainTeacher } from '@diff-instruct/trainer/node';
 
 import { fieldGrid, psnr, render, viewBatch, type Camera, type Grid, type RenderOptions, type VoxelField } from './render.js';
 import { initField, randomCameras, sceneGrid, turntable, type ViewSettings } from './scene.js';

@@ -8,7 +8,7 @@ import { UsageError } from '@diff-instruct/cli';
 import { createClassifier, createDenoiser, createGenerator, tweedieGenerator, type UnetConfig } from '@diff-instruct/models';
 import { saveModel } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
-import { JsonlLog } from '@diff-instruct/trainer';
+import { JsonlLog } from '@diff-instruct/trainer/node';
 
 import { checkpointSnapshots, classify, clipImages, committed, generate, imageMetrics, referenceStats, teacherSamples } from './index.js';
 

@@ -6,7 +6,7 @@ import type { GaussianStats } from '@diff-instruct/metrics';
 import { type ClassifierModel, type GeneratorModel } from '@diff-instruct/models';
 import { writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng } from '@diff-instruct/sde';
-import type { JsonlLog } from '@diff-instruct/trainer';
+import type { JsonlLog } from '@diff-instruct/trainer/node';
 
 import { imageMetrics } from './metrics.js';
 import { generate } from './samples.js';

@@ -1,11 +1,50 @@
-import { existsSync, readFileSync } from 'node:fs';
-
 import type * as tf from '@tensorflow/tfjs';
 import { decodeSafetensors, encodeSafetensors, loadParamsInto } from '@diff-instruct/models';
-import { writeFileAtomic } from '@diff-instruct/models/node';
 import { Rng, type RngState } from '@diff-instruct/sde';
 
-import type { JsonlLog } from './loop.js';
+import type { TrainLog } from './loop.js';
+
+/**
+ * Where a training loop keeps its state: `read()` gives the bytes of the last state written (or
+ * undefined when there is none), `write(bytes)` replaces it — completely or not at all. `name`
+ * (a path, a key) appears in messages. `fileStateStore(path)` in `@diff-instruct/trainer/node`
+ * keeps it in a file; in a browser it may be IndexedDB, or memory.
+ */
+export interface StateStore {
+  read(): Uint8Array | undefined;
+  write(bytes: Uint8Array): void;
+  readonly name?: string;
+}
+
+/** A {@link StateStore} in memory: for tests, and for runs in a page that only need to pause. */
+export function memoryStateStore(name = 'memory'): StateStore & { bytes: Uint8Array | undefined } {
+  return {
+    name,
+    bytes: undefined,
+    read() {
+      return this.bytes;
+    },
+    write(bytes) {
+      this.bytes = bytes.slice();
+    },
+  };
+}
+
+/**
+ * The state store of a loop's options. `statePath` (a file) needs the loops of
+ * `@diff-instruct/trainer/node`, which turn it into a `stateStore`; the main entry has no file system.
+ */
+export function stateStoreOf(o: { statePath?: string; stateStore?: StateStore }, who: string): StateStore | undefined {
+  if (o.stateStore) return o.stateStore;
+  if (o.statePath) {
+    throw new Error(
+      `${who}: statePath (${o.statePath}) is a file: import ${who} from '@diff-instruct/trainer/node' to keep the state in a file, or pass stateStore`,
+    );
+  }
+  return undefined;
+}
+
+const nameOf = (store: StateStore) => store.name ?? 'the training state';
 
 /** The non-tensor part of a training state: where the loop is and how it was configured. */
 export interface TrainStateInfo {
@@ -29,39 +68,42 @@ export interface LoadedTrainState {
 }
 
 /**
- * Writes the full training state — every network, optimiser moment and EMA shadow, by prefixed
- * name, with the step, RNG state and config in the header — as one safetensors file, atomically
- * (temporary file, fsync, rename), so that a crash at any moment leaves the previous state intact.
+ * Encodes the full training state — every network, optimiser moment and EMA shadow, by prefixed
+ * name, with the step, RNG state and config in the header — as the bytes of one safetensors file.
+ * `saveTrainState(path, …)` in `@diff-instruct/trainer/node` writes them atomically.
  */
-export function saveTrainState(path: string, groups: Record<string, Record<string, tf.Tensor>>, info: TrainStateInfo): void {
+export function encodeTrainState(groups: Record<string, Record<string, tf.Tensor>>, info: TrainStateInfo): Uint8Array {
   const tensors: Parameters<typeof encodeSafetensors>[0] = {};
   for (const [prefix, group] of Object.entries(groups)) {
     for (const [name, t] of Object.entries(group)) {
       tensors[`${prefix}/${name}`] = { dtype: 'F32', shape: t.shape.slice(), data: t.dataSync() as Float32Array };
     }
   }
-  const bytes = encodeSafetensors(tensors, { format: 'diff-instruct-train-state', state: JSON.stringify(info) });
-  writeFileAtomic(path, bytes);
+  return encodeSafetensors(tensors, { format: 'diff-instruct-train-state', state: JSON.stringify(info) });
 }
 
-/** Reads a training state written by {@link saveTrainState}; says what is wrong when it cannot. */
-export function loadTrainState(path: string, expectedKind: string): LoadedTrainState {
-  if (!existsSync(path)) throw new Error(`no training state at ${path}; there is nothing to resume`);
+/** Parses the bytes of a training state from {@link encodeTrainState}; `name` (a path) appears in the errors. */
+export function decodeTrainState(bytes: Uint8Array, name: string, expectedKind: string): LoadedTrainState {
   let decoded: ReturnType<typeof decodeSafetensors>;
   try {
-    decoded = decodeSafetensors(new Uint8Array(readFileSync(path)));
+    decoded = decodeSafetensors(bytes);
   } catch (e) {
-    throw new Error(`${path} is not a valid training state (${(e as Error).message}); it may be truncated or corrupt`);
+    throw new Error(`${name} is not a valid training state (${(e as Error).message}); it may be truncated or corrupt`);
   }
   const raw = decoded.metadata.state;
   if (decoded.metadata.format !== 'diff-instruct-train-state' || raw === undefined) {
-    throw new Error(`${path} is a safetensors file but not a diff-instruct training state`);
+    throw new Error(`${name} is a safetensors file but not a diff-instruct training state`);
   }
   const info = JSON.parse(raw) as TrainStateInfo;
   if (info.kind !== expectedKind) {
-    throw new Error(`${path} holds a '${info.kind}' training state, expected '${expectedKind}'`);
+    throw new Error(`${name} holds a '${info.kind}' training state, expected '${expectedKind}'`);
   }
   return { info, tensors: decoded.tensors };
+}
+
+/** Writes the training state to `store` (see {@link encodeTrainState}). */
+export function writeTrainState(store: StateStore, groups: Record<string, Record<string, tf.Tensor>>, info: TrainStateInfo): void {
+  store.write(encodeTrainState(groups, info));
 }
 
 /** Assigns the stored group `prefix` to `vars`, checking names, shapes and dtypes. */
@@ -114,24 +156,27 @@ export interface Resumed {
 }
 
 /**
- * The resume step shared by every trainer: when `resume` is set and `statePath` exists, loads the
- * state, checks that it was written by the same kind of loop with the same config, assigns every
+ * The resume step shared by every trainer: when `resume` is set and `store` holds a state, loads
+ * it, checks that it was written by the same kind of loop with the same config, assigns every
  * group of variables, and drops the log lines past its step. Returns undefined for a fresh start.
  */
 export function resumeTraining(o: {
   resume?: boolean;
-  statePath?: string;
+  store?: StateStore;
   kind: string;
   config: unknown;
   /** Keys added to the config since states were first written, with their neutral values: see `checkResumeConfig`. */
   added?: Readonly<Record<string, unknown>>;
   groups: Record<string, Record<string, tf.Variable>>;
-  log?: JsonlLog;
+  log?: TrainLog;
 }): Resumed | undefined {
-  if (!o.resume || !o.statePath || !existsSync(o.statePath)) return undefined;
-  const st = loadTrainState(o.statePath, o.kind);
-  checkResumeConfig(st.info.config, o.config, o.statePath, undefined, o.added);
-  for (const [prefix, vars] of Object.entries(o.groups)) restoreGroup(st, prefix, vars, o.statePath);
-  o.log?.truncateAfter(o.kind, st.info.step);
+  if (!o.resume || !o.store) return undefined;
+  const bytes = o.store.read();
+  if (bytes === undefined) return undefined;
+  const name = nameOf(o.store);
+  const st = decodeTrainState(bytes, name, o.kind);
+  checkResumeConfig(st.info.config, o.config, name, undefined, o.added);
+  for (const [prefix, vars] of Object.entries(o.groups)) restoreGroup(st, prefix, vars, name);
+  o.log?.truncateAfter?.(o.kind, st.info.step);
   return { step: st.info.step, rng: new Rng(st.info.rng), optimizerSteps: st.info.optimizerSteps };
 }

@@ -4,8 +4,8 @@ import type { Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { drawBatch, oneHot, type Dataset } from './batch.js';
-import { resumeTraining, saveTrainState } from './checkpoint.js';
-import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
+import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
 
 /** Training settings of the metric classifier ("FID (LeNet features)"). */
@@ -25,20 +25,23 @@ export interface TrainClassifierOptions {
   config: ClassifierTrainConfig;
   rng: Rng;
   statePath?: string;
+  /** Where the training state goes instead of a file (a browser's storage, memory); `statePath` needs the `./node` entry. */
+  stateStore?: StateStore;
   resume?: boolean;
   onProgress?: ProgressCallback;
-  log?: JsonlLog;
+  log?: TrainLog;
 }
 
 /** Cross-entropy training of a classifier (Adam), with the same loop, checkpoints and resume as every trainer. */
 export async function trainClassifier(o: TrainClassifierOptions): Promise<ClassifierModel> {
+  const store = stateStoreOf(o, 'trainClassifier');
   const { model, data, config: c } = o;
   if (!data.labels || data.numClasses === undefined) throw new Error('trainClassifier: the dataset has no labels');
   const k = data.numClasses;
   const adam = new Adam(model.params, { lr: c.lr, beta1: 0.9, beta2: 0.999 });
   const runConfig = { model: model.config, train: c };
   const groups = { net: model.params, 'adam.m': adam.m, 'adam.v': adam.v };
-  const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'classifier', config: runConfig, groups, log: o.log });
+  const resumed = resumeTraining({ resume: o.resume, store, kind: 'classifier', config: runConfig, groups, log: o.log });
   const rng = resumed?.rng ?? o.rng;
   adam.t = resumed?.optimizerSteps.adam ?? 0;
   const vars = Object.values(model.params);
@@ -47,7 +50,7 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<Classi
     totalSteps: c.steps,
     startStep: resumed?.step ?? 0,
     checkpointEvery: c.checkpointEvery,
-    checkpointHint: o.statePath,
+    checkpointHint: store?.name,
     onProgress: o.onProgress,
     log: o.log,
     step: () => {
@@ -63,8 +66,8 @@ export async function trainClassifier(o: TrainClassifierOptions): Promise<Classi
       return { loss: value.dataSync()[0]!, accuracy };
     },
     checkpoint: (step) => {
-      if (!o.statePath) return;
-      saveTrainState(o.statePath, groups, { kind: 'classifier', step, rng: rng.state(), optimizerSteps: { adam: adam.t }, config: runConfig });
+      if (!store) return;
+      writeTrainState(store, groups, { kind: 'classifier', step, rng: rng.state(), optimizerSteps: { adam: adam.t }, config: runConfig });
     },
   });
   adam.dispose();

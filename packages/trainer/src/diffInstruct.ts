@@ -24,10 +24,10 @@ import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { type Dataset, drawBatch, oneHot, randomLabels } from './batch.js';
-import { resumeTraining, saveTrainState } from './checkpoint.js';
+import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { sumOfSquares } from './fused.js';
-import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
 
 /** The generator's objective in step 2 of Algorithm 1; see `DiffInstructConfig.objective`. */
@@ -151,9 +151,11 @@ export interface DiffInstructOptions {
   config: DiffInstructConfig;
   rng: Rng;
   statePath?: string;
+  /** Where the training state goes instead of a file (a browser's storage, memory); `statePath` needs the `./node` entry. */
+  stateStore?: StateStore;
   resume?: boolean;
   onProgress?: ProgressCallback;
-  log?: JsonlLog;
+  log?: TrainLog;
   /** Called after each checkpoint with the step and the EMA generator (e.g. to draw a grid). */
   onCheckpoint?: (step: number, ema: GeneratorModel) => void;
   /**
@@ -177,6 +179,7 @@ export interface DiffInstructResult {
  *    stop-gradient surrogate of `iklSurrogate`; neither score network gets a gradient.
  */
 export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstructResult> {
+  const store = stateStoreOf(o, 'diffInstruct');
   const { teacher, generator, config: c } = o;
   const numClasses = generator.numClasses;
   if (numClasses !== teacher.config.net.numClasses) {
@@ -235,7 +238,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
     };
     const resumed = resumeTraining({
       resume: o.resume,
-      statePath: o.statePath,
+      store,
       kind: 'diff-instruct',
       config: runConfig,
       // States written before these settings existed ran with these values.
@@ -329,7 +332,7 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
       totalSteps: warmup + c.steps,
       startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: o.statePath,
+      checkpointHint: store?.name,
       onProgress: o.onProgress,
       log: o.log,
       batchSize: c.batchSize,
@@ -368,9 +371,9 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
         };
       },
       checkpoint: (step) => {
-        if (o.statePath) {
-          saveTrainState(
-            o.statePath,
+        if (store) {
+          writeTrainState(
+            store,
             groups,
             {
               kind: 'diff-instruct',

@@ -7,7 +7,8 @@ import { createGenerator, createStyleGan2Discriminator, dense, disposeModel, typ
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { GAN_DEFAULTS, trainGan, type DiscriminatorModel } from './gan.js';
+import { GAN_DEFAULTS, type DiscriminatorModel } from './gan.js';
+import { trainGan } from './node.js';
 
 /** A small MLP discriminator on vectors (2 → 32 → 32 → 1, leaky ReLU written for second order). */
 function mlpDiscriminator(seed: number): DiscriminatorModel {

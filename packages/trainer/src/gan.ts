@@ -4,9 +4,9 @@ import { Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { drawBatch, oneHot, randomLabels, type Dataset } from './batch.js';
-import { resumeTraining, saveTrainState } from './checkpoint.js';
+import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
-import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
 
 /** A discriminator: plain data (config, params) and its logit function. */
@@ -63,9 +63,11 @@ export interface TrainGanOptions {
   config: GanConfig;
   rng: Rng;
   statePath?: string;
+  /** Where the training state goes instead of a file (a browser's storage, memory); `statePath` needs the `./node` entry. */
+  stateStore?: StateStore;
   resume?: boolean;
   onProgress?: ProgressCallback;
-  log?: JsonlLog;
+  log?: TrainLog;
   /** Called after each checkpoint with the step and the EMA generator (e.g. to draw a grid). */
   onCheckpoint?: (step: number, ema: GeneratorModel) => void;
   /** See `trainTeacher`. */
@@ -90,6 +92,7 @@ const softplus = (x: tf.Tensor) => tf.softplus(x);
  * Conditional when the generator has classes: real samples carry their labels, fakes random ones.
  */
 export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
+  const store = stateStoreOf(o, 'trainGan');
   const { generator: G, discriminator: D, data, config: c } = o;
   const k = G.numClasses;
   if (k > 0 && (!data.labels || data.numClasses !== k)) {
@@ -105,7 +108,7 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
   try {
     const runConfig = { generator: G.config, discriminator: D.config, train: c };
     const groups = { generator: G.params, discriminator: D.params, ema: ema.shadow, 'adamG.m': optG.m, 'adamG.v': optG.v, 'adamD.m': optD.m, 'adamD.v': optD.v };
-    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'gan', config: runConfig, groups, log: o.log });
+    const resumed = resumeTraining({ resume: o.resume, store, kind: 'gan', config: runConfig, groups, log: o.log });
     const rng = resumed?.rng ?? o.rng;
     optG.t = resumed?.optimizerSteps.generator ?? 0;
     optD.t = resumed?.optimizerSteps.discriminator ?? 0;
@@ -151,7 +154,7 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
       totalSteps: c.steps,
       startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: o.statePath,
+      checkpointHint: store?.name,
       onProgress: o.onProgress,
       log: o.log,
       batchSize: c.batchSize,
@@ -182,8 +185,8 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
         return { lossD, lossG: value.dataSync()[0]!, r1: lastR1 };
       },
       checkpoint: (step) => {
-        if (o.statePath) {
-          saveTrainState(o.statePath, groups, {
+        if (store) {
+          writeTrainState(store, groups, {
             kind: 'gan',
             step,
             rng: rng.state(),

@@ -7,9 +7,10 @@ import { createClassifier, createDenoiser, tweedieGenerator, type GeneratorModel
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { CLASSIFIER_DEFAULTS, trainClassifier } from './classifier.js';
-import { DIFF_INSTRUCT_DEFAULTS, diffInstruct } from './diffInstruct.js';
-import { TEACHER_DEFAULTS, trainTeacher } from './teacher.js';
+import { CLASSIFIER_DEFAULTS } from './classifier.js';
+import { DIFF_INSTRUCT_DEFAULTS } from './diffInstruct.js';
+import { diffInstruct, trainClassifier, trainTeacher } from './node.js';
+import { TEACHER_DEFAULTS } from './teacher.js';
 
 const values = (m: { params: Record<string, tf.Variable> }) => Object.values(m.params).map((v) => Array.from(v.dataSync()));
 

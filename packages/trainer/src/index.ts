@@ -2,8 +2,12 @@ export { Adam, type AdamOptions } from './adam.js';
 export { Ema } from './ema.js';
 export { type Dataset, datasetSize, drawBatch, oneHot, randomLabels } from './batch.js';
 export {
-  saveTrainState,
-  loadTrainState,
+  type StateStore,
+  memoryStateStore,
+  stateStoreOf,
+  encodeTrainState,
+  decodeTrainState,
+  writeTrainState,
   restoreGroup,
   checkResumeConfig,
   resumeTraining,
@@ -13,7 +17,8 @@ export {
 } from './checkpoint.js';
 export {
   runLoop,
-  JsonlLog,
+  type TrainLog,
+  MemoryLog,
   TrainingError,
   HeapCeilingError,
   DEFAULT_MEMORY_LIMIT_BYTES,
@@ -43,3 +48,6 @@ export {
   type ScoreDistillResult,
   type Rendered,
 } from './scoreDistill.js';
+// File I/O (saveTrainState, loadTrainState, fileStateStore, JsonlLog, and the loops with
+// `statePath` in a file) is in './node.ts', the `@diff-instruct/trainer/node` entry, so that this
+// one runs in a browser.

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 
-import { JsonlLog, TrainingError, runLoop } from './loop.js';
+import { TrainingError, runLoop } from './loop.js';
+import { JsonlLog } from './node.js';
 
 describe('runLoop', () => {
   it('reports progress with rate and ETA, logs JSONL and checkpoints on schedule', async () => {

@@ -1,5 +1,3 @@
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-
 import * as tf from '@tensorflow/tfjs';
 
 import { estimateStepBytes, heapCeilingProblem, type StepMemoryEstimate } from './memory.js';
@@ -21,41 +19,28 @@ export interface ProgressEvent {
 export type ProgressCallback = (e: ProgressEvent) => void;
 
 /**
- * A JSONL log, one object per line. On resume it drops the lines past the checkpoint's step, so
- * the log of a resumed run reads like the log of an uninterrupted one.
+ * Where a loop writes its log records (one object per logged step). On resume, `truncateAfter`
+ * (when present) drops the records of `phase` past the checkpoint's step, so the log of a resumed
+ * run reads like the log of an uninterrupted one. `JsonlLog` in `@diff-instruct/trainer/node` is a
+ * JSONL file; {@link MemoryLog} keeps the records in an array.
  */
-export class JsonlLog {
-  constructor(readonly path: string) {}
+export interface TrainLog {
+  write(record: Record<string, unknown>): void;
+  truncateAfter?(phase: string, step: number): void;
+}
+
+/** A {@link TrainLog} in memory (e.g. for a page that plots the losses). */
+export class MemoryLog implements TrainLog {
+  readonly records: Record<string, unknown>[] = [];
 
   write(record: Record<string, unknown>): void {
-    appendFileSync(this.path, `${JSON.stringify(record)}\n`);
+    this.records.push(record);
   }
 
-  /** Keeps only the lines of `phase` with step ≤ `step` (and every line of other phases). */
+  /** Keeps only the records of `phase` with step ≤ `step` (and every record of other phases). */
   truncateAfter(phase: string, step: number): void {
-    if (!existsSync(this.path)) return;
-    const kept = readFileSync(this.path, 'utf8')
-      .split('\n')
-      .filter((line) => {
-        if (line.trim() === '') return false;
-        try {
-          const r = JSON.parse(line) as { phase?: string; step?: number };
-          return r.phase !== phase || (r.step ?? 0) <= step;
-        } catch {
-          return false;
-        }
-      });
-    writeFileSync(this.path, kept.map((l) => `${l}\n`).join(''));
-  }
-
-  /** Every record of `phase`, in order. */
-  static read(path: string, phase?: string): Record<string, unknown>[] {
-    if (!existsSync(path)) return [];
-    return readFileSync(path, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((r) => phase === undefined || r.phase === phase);
+    const kept = this.records.filter((r) => r.phase !== phase || ((r.step as number | undefined) ?? 0) <= step);
+    this.records.splice(0, this.records.length, ...kept);
   }
 }
 
@@ -96,7 +81,7 @@ export interface LoopOptions {
   onProgress?: ProgressCallback;
   /** Report progress every this many steps (and at the last). */
   progressEvery?: number;
-  log?: JsonlLog;
+  log?: TrainLog;
   logEvery?: number;
   memoryLimitBytes?: number;
   /**
@@ -112,6 +97,10 @@ export interface LoopOptions {
 
 /** How long the loop may hold the event loop before it yields (timers, signals, I/O). */
 const YIELD_EVERY_MS = 100;
+
+/** `setImmediate` where the host has it (Node), else a zero-delay timer (a browser). */
+const yieldNow: () => Promise<void> =
+  typeof setImmediate === 'function' ? () => new Promise<void>((r) => setImmediate(r)) : () => new Promise<void>((r) => setTimeout(r, 0));
 
 /**
  * The step loop shared by every trainer: tidy, NaN/Inf guard, memory guard, progress with rate
@@ -136,7 +125,7 @@ export async function runLoop(o: LoopOptions): Promise<void> {
   let lastYield = t0;
   for (let i = o.startStep + 1; i <= o.totalSteps; i++) {
     if (performance.now() - lastYield > YIELD_EVERY_MS) {
-      await new Promise<void>((r) => setImmediate(r));
+      await yieldNow();
       lastYield = performance.now();
     }
     const losses = tf.tidy(() => o.step(i));

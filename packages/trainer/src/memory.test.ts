@@ -7,10 +7,11 @@ import { createDenoiser, disposeModel, tweedieGenerator } from '@diff-instruct/m
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { DIFF_INSTRUCT_DEFAULTS, diffInstruct } from './diffInstruct.js';
+import { DIFF_INSTRUCT_DEFAULTS } from './diffInstruct.js';
 import { HeapCeilingError, TrainingError } from './loop.js';
 import { WASM_HEAP_CEILING_BYTES, estimateStepBytes, heapCeilingProblem } from './memory.js';
-import { TEACHER_DEFAULTS, trainTeacher } from './teacher.js';
+import { diffInstruct, trainTeacher } from './node.js';
+import { TEACHER_DEFAULTS } from './teacher.js';
 
 const teacherOf = (seed: number) =>
   createDenoiser({ kind: 'edm', sigmaData: 1, net: { kind: 'mlp', dim: 2, hidden: [64, 64], embedDim: 16, numClasses: 0 } }, new Rng(seed));

@@ -8,7 +8,8 @@ import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { tol } from '@diff-instruct/sde/testing';
 import { describe, expect, it } from 'vitest';
 
-import { SCORE_DISTILL_DEFAULTS, scoreDistill, type ScoreDistillConfig } from './scoreDistill.js';
+import { scoreDistill } from './node.js';
+import { SCORE_DISTILL_DEFAULTS, type ScoreDistillConfig } from './scoreDistill.js';
 
 const DIM = 3;
 /** Two modes ±1.5·e1 with std 0.3: the exact denoiser is the teacher. */

@@ -4,9 +4,9 @@ import { cloneModel, disposeModel, type DenoiserModel } from '@diff-instruct/mod
 import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
-import { resumeTraining, saveTrainState } from './checkpoint.js';
+import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
 import { sumOfSquares } from './fused.js';
-import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
 import { byName } from './teacher.js';
 
 /** Settings of {@link scoreDistill}. Plain JSON; every default says why. */
@@ -108,10 +108,12 @@ export interface ScoreDistillOptions {
   rng: Rng;
   /** Where the training state goes (θ, the fake, both Adams, step, RNG), atomically, every `checkpointEvery`. */
   statePath?: string;
+  /** Where the training state goes instead of a file (a browser's storage, memory); `statePath` needs the `./node` entry. */
+  stateStore?: StateStore;
   /** Continue from `statePath`. */
   resume?: boolean;
   onProgress?: ProgressCallback;
-  log?: JsonlLog;
+  log?: TrainLog;
   /** Called after each checkpoint (and the last step) with the step, e.g. to evaluate the field. */
   onCheckpoint?: (step: number) => void;
 }
@@ -137,6 +139,7 @@ function isDenoiserModel(m: DenoiserModel | ScoreModel): m is DenoiserModel {
  * The noise range can be annealed (`range` → `rangeEnd`); neither score model gets a gradient.
  */
 export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistillResult> {
+  const store = stateStoreOf(o, 'scoreDistill');
   const { params, config: c } = o;
   if (c.mode !== 'sds' && c.mode !== 'vsd') throw new Error(`scoreDistill: unknown mode ${JSON.stringify(c.mode)}; use 'sds' or 'vsd'`);
   if (Object.keys(params).length === 0) throw new Error('scoreDistill: params is empty; pass the variables of your field');
@@ -158,7 +161,7 @@ export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistill
     const runConfig = { teacher: teacherModel?.config ?? null, fake: fake?.config ?? null, train: c };
     const groups: Record<string, Record<string, tf.Variable>> = { params, 'adam.m': optP.m, 'adam.v': optP.v };
     if (fake && optF) Object.assign(groups, { fake: fake.params, 'adamF.m': optF.m, 'adamF.v': optF.v });
-    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'score-distill', config: runConfig, groups, log: o.log });
+    const resumed = resumeTraining({ resume: o.resume, store, kind: 'score-distill', config: runConfig, groups, log: o.log });
     const rng = resumed?.rng ?? o.rng;
     optP.t = resumed?.optimizerSteps.params ?? 0;
     if (optF) optF.t = resumed?.optimizerSteps.fake ?? 0;
@@ -180,7 +183,7 @@ export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistill
       totalSteps: c.steps,
       startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: o.statePath,
+      checkpointHint: store?.name,
       onProgress: o.onProgress,
       log: o.log,
       step: (i) => {
@@ -231,10 +234,10 @@ export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistill
         return losses;
       },
       checkpoint: (step) => {
-        if (o.statePath) {
+        if (store) {
           const optimizerSteps: Record<string, number> = { params: optP.t };
           if (optF) optimizerSteps.fake = optF.t;
-          saveTrainState(o.statePath, groups, { kind: 'score-distill', step, rng: rng.state(), optimizerSteps, config: runConfig });
+          writeTrainState(store, groups, { kind: 'score-distill', step, rng: rng.state(), optimizerSteps, config: runConfig });
         }
         o.onCheckpoint?.(step);
       },

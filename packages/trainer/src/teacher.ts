@@ -5,9 +5,9 @@ import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
 import { Adam } from './adam.js';
 import { drawBatch, oneHot, type Dataset } from './batch.js';
-import { resumeTraining, saveTrainState } from './checkpoint.js';
+import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
 import { Ema } from './ema.js';
-import { runLoop, type JsonlLog, type ProgressCallback } from './loop.js';
+import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
 
 /** Teacher (DSM) training settings. Plain JSON; every default says why. */
 export interface TeacherConfig {
@@ -49,10 +49,12 @@ export interface TrainTeacherOptions {
   rng: Rng;
   /** Where the training state goes (written atomically every `checkpointEvery` steps). */
   statePath?: string;
+  /** Where the training state goes instead of a file (a browser's storage, memory); `statePath` needs the `./node` entry. */
+  stateStore?: StateStore;
   /** Continue from `statePath` instead of starting over. */
   resume?: boolean;
   onProgress?: ProgressCallback;
-  log?: JsonlLog;
+  log?: TrainLog;
   /** Called after each checkpoint with the step and the EMA teacher (e.g. to save it and draw a grid). */
   onCheckpoint?: (step: number, ema: DenoiserModel) => void;
   /**
@@ -71,6 +73,7 @@ export interface TrainTeacherResult {
 
 /** Trains a denoiser with the EDM loss, Eq. (2.2) with λ(σ) weighting (Adam, EMA). */
 export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacherResult> {
+  const store = stateStoreOf(o, 'trainTeacher');
   const { model, data, config: c } = o;
   const numClasses = model.config.net.numClasses;
   if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
@@ -83,7 +86,7 @@ export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacher
   try {
     const runConfig = { model: model.config, train: c };
     const groups = { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v };
-    const resumed = resumeTraining({ resume: o.resume, statePath: o.statePath, kind: 'teacher', config: runConfig, groups, log: o.log });
+    const resumed = resumeTraining({ resume: o.resume, store, kind: 'teacher', config: runConfig, groups, log: o.log });
     const rng = resumed?.rng ?? o.rng;
     adam.t = resumed?.optimizerSteps.adam ?? 0;
     const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
@@ -100,7 +103,7 @@ export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacher
       totalSteps: c.steps,
       startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: o.statePath,
+      checkpointHint: store?.name,
       onProgress: o.onProgress,
       log: o.log,
       batchSize: c.batchSize,
@@ -124,8 +127,8 @@ export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacher
         return { loss: value.dataSync()[0]! };
       },
       checkpoint: (step) => {
-        if (o.statePath) {
-          saveTrainState(o.statePath, groups, {
+        if (store) {
+          writeTrainState(store, groups, {
             kind: 'teacher',
             step,
             rng: rng.state(),

@@ -8,8 +8,9 @@ import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
 import { checkResumeConfig } from './checkpoint.js';
-import { DIFF_INSTRUCT_DEFAULTS, diffInstruct, lrScale } from './diffInstruct.js';
-import { TEACHER_DEFAULTS, trainTeacher } from './teacher.js';
+import { DIFF_INSTRUCT_DEFAULTS, lrScale } from './diffInstruct.js';
+import { diffInstruct, trainTeacher } from './node.js';
+import { TEACHER_DEFAULTS } from './teacher.js';
 
 const values = (m: { params: Record<string, tf.Variable> }) => Object.values(m.params).map((v) => Array.from(v.dataSync()));
 
