@@ -46,16 +46,25 @@ const smoke = {
     const { value } = tf.variableGrads(() => dsmLoss({ denoiser: (x) => tf.mul(x, a), x0, sigma: tf.fill([8], 0.5), noise: rng.normalTensor([8, 2]) }), [a]);
     step(value);`,
   '@diff-instruct/models': `
-    import { createDenoiser } from '@diff-instruct/models';
+    import { createDenoiser, encodeModel, loadDenoiser as fromBytes } from '@diff-instruct/models';
+    import { loadDenoiser, saveModel } from '@diff-instruct/models/node';
     import { Rng } from '@diff-instruct/sde';
     const rng = new Rng(0);
     const m = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: { kind: 'mlp', dim: 2, hidden: [16, 16], embedDim: 8, numClasses: 0 } }, rng);
     const x0 = rng.normalTensor([8, 2]); const noise = rng.normalTensor([8, 2]); const sigma = tf.fill([8], 0.7);
     const { value } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(m.denoise(tf.add(x0, tf.mul(noise, 0.7)), sigma), x0))), Object.values(m.params));
-    step(value);`,
+    step(value);
+    saveModel('m.safetensors', m);
+    const same = (a, b) => Object.keys(a.params).every((k) => tf.equal(a.params[k], b.params[k]).all().dataSync()[0] === 1);
+    if (!same(loadDenoiser('m.safetensors'), m) || !same(fromBytes(encodeModel(m)), m)) throw new Error('weights changed on save and load');`,
   '@diff-instruct/data': `
-    import { getTarget } from '@diff-instruct/data';
+    import { getTarget, formatCsvPoints, parsePoints } from '@diff-instruct/data';
+    import { readPoints } from '@diff-instruct/data/node';
+    import { writeFileSync } from 'node:fs';
     import { Rng } from '@diff-instruct/sde';
+    const pts = { data: Float32Array.of(1, 2, 3, 4), n: 2, dim: 2 };
+    writeFileSync('p.csv', formatCsvPoints(pts));
+    if (readPoints('p.csv').n !== 2 || parsePoints(new TextEncoder().encode(formatCsvPoints(pts)), 'p.csv').dim !== 2) throw new Error('points did not read back');
     const x = tf.tensor2d(getTarget('ring8').sample(new Rng(0), 64), [64, 2]);
     const mu = tf.variable(tf.zeros([2]));
     const { value } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(x, mu))), [mu]);
@@ -81,11 +90,14 @@ const smoke = {
     step(value);`,
   '@diff-instruct/trainer': `
     import { trainTeacher, TEACHER_DEFAULTS } from '@diff-instruct/trainer';
+    import { trainTeacher as trainTeacherToFile, loadTrainState } from '@diff-instruct/trainer/node';
     import { createDenoiser } from '@diff-instruct/models';
     import { Rng } from '@diff-instruct/sde';
     const rng = new Rng(0);
     const model = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: { kind: 'mlp', dim: 2, hidden: [16], embedDim: 8, numClasses: 0 } }, rng);
     await trainTeacher({ model, data: { data: rng.normal(64 * 2), sampleShape: [2] }, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng });
+    await trainTeacherToFile({ model, data: { data: rng.normal(64 * 2), sampleShape: [2] }, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng, statePath: 'state.safetensors' });
+    if (loadTrainState('state.safetensors', 'teacher').info.step !== 1) throw new Error('no training state written');
     step(tf.scalar(0));`,
   '@diff-instruct/cli': `
     import { RUN_FLAGS, parseArgs, seedFor, selectBackend } from '@diff-instruct/cli';
