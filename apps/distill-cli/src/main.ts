@@ -1,4 +1,4 @@
-import { UsageError, selectBackend, type Io } from '@diff-instruct/cli';
+import { UsageError, backendFlag, reportError, selectBackend, type Io } from '@diff-instruct/cli';
 
 import { runGanCommand } from './gan.js';
 import { runImages } from './images.js';
@@ -62,17 +62,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     };
     const run = command === undefined ? undefined : commands[command];
     if (!run) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(commands).join(', ')} (see distill --help)`);
-    if (!wantsHelp && !rest.includes('--dry-run')) {
-      const bi = rest.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
-      const requested = bi < 0 ? undefined : rest[bi]!.includes('=') ? rest[bi]!.split('=')[1] : rest[bi + 1];
-      // Printed by the command once its input is validated, so a bad input gets one line only.
-      io.backend = await selectBackend(requested);
-    }
+    // Printed by the command once its input is validated, so a bad input gets one line only.
+    if (!wantsHelp && !rest.includes('--dry-run')) io.backend = await selectBackend(backendFlag(rest));
     return await run(rest, io);
   } catch (e) {
-    const err = e as Error;
-    io.stderr(`distill: ${err.message}\n`);
-    if (process.env.DI_DEBUG) io.stderr(`${err.stack}\n`);
-    return err instanceof UsageError ? 2 : 1;
+    return reportError('distill', e, io);
   }
 }

@@ -19,5 +19,5 @@ export {
 export { BEFORE_OBJECTIVES, mergeConfig, prepareOut, readConfigFile, resumeConfig } from './config.js';
 export { progressBar } from './progress.js';
 export { selectBackend, type BackendName } from './backend.js';
-export { singleCommandMain, type Io } from './program.js';
+export { backendFlag, reportError, singleCommandMain, type Io } from './program.js';
 export { seedFor } from './seeds.js';

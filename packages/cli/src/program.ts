@@ -31,17 +31,27 @@ export function singleCommandMain(
         io.stdout(`${version}\n`);
         return 0;
       }
-      if (!['--help', '-h', '--dry-run'].some((f) => args.includes(f))) {
-        const bi = args.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
-        const requested = bi < 0 ? undefined : args[bi]!.includes('=') ? args[bi]!.split('=')[1] : args[bi + 1];
-        io.backend = await selectBackend(requested);
-      }
+      if (!['--help', '-h', '--dry-run'].some((f) => args.includes(f))) io.backend = await selectBackend(backendFlag(args));
       return await run(args, io);
     } catch (e) {
-      const err = e as Error;
-      io.stderr(`${program}: ${err.message}\n`);
-      if (process.env.DI_DEBUG) io.stderr(`${err.stack}\n`);
-      return err instanceof UsageError ? 2 : 1;
+      return reportError(program, e, io);
     }
   };
+}
+
+/** The value of `--backend NAME` or `--backend=NAME` in a command line, if it has one. */
+export function backendFlag(args: readonly string[]): string | undefined {
+  const i = args.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
+  return i < 0 ? undefined : args[i]!.includes('=') ? args[i]!.split('=')[1] : args[i + 1];
+}
+
+/**
+ * An error as a program reports it: one line `<program>: message` on stderr (the stack too when
+ * DI_DEBUG is set), and the exit code, 2 for a usage error and 1 otherwise.
+ */
+export function reportError(program: string, e: unknown, io: Io): number {
+  const err = e as Error;
+  io.stderr(`${program}: ${err.message}\n`);
+  if (process.env.DI_DEBUG) io.stderr(`${err.stack}\n`);
+  return err instanceof UsageError ? 2 : 1;
 }
