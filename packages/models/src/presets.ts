@@ -11,7 +11,10 @@ import type { StyleGan2DiscriminatorConfig, StyleGan2GeneratorConfig } from './s
  * (CIFAR-10: 0.13); it is active only through `withDropout(rng)`.
  */
 export const UNET_PRESETS = {
-  /** About 0.45 M parameters: 16 channels at 32×32, 32 at 16×16 and 8×8, attention at 8×8. */
+  /**
+   * 348,721 parameters with the class embedding (348,081 with `numClasses: 0`): 16 channels at
+   * 32×32, 32 at 16×16 and 8×8, attention at 8×8.
+   */
   'mnist-tiny': {
     kind: 'unet',
     resolution: 32,
@@ -24,7 +27,10 @@ export const UNET_PRESETS = {
     embedDim: 64,
     numClasses: 10,
   },
-  /** About 1.5 M parameters: 32 channels at 32×32, 64 at 16×16 and 8×8, attention at 8×8. */
+  /**
+   * 1,383,521 parameters with the class embedding (1,382,241 with `numClasses: 0`): 32 channels
+   * at 32×32, 64 at 16×16 and 8×8, attention at 8×8.
+   */
   'mnist-small': {
     kind: 'unet',
     resolution: 32,
@@ -123,7 +129,7 @@ function describeNet(net: ModelConfig): string {
 
 /**
  * One line that describes a model config and its size, for logs:
- * `EDM denoiser, UNet 32×32×1, channels 16×[1, 2, 2], 1 block per level, …: 447,345 parameters`.
+ * `EDM denoiser, UNet 32×32×1, channels 16×[1, 2, 2], 1 block per level, …: 348,721 parameters`.
  */
 export function describeModel(config: ModelConfig): string {
   if (config.kind === 'edm') validateDenoiserConfig(config);
