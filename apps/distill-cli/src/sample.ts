@@ -29,7 +29,7 @@ Examples:
   distill sample --generator runs/toy/generator.safetensors --out ring.npy --seed 3
   distill sample --generator runs/images-mnist/generator.safetensors --label 7 --num-samples 64 --out sevens.png
 
-From code, the same in one line: loadGenerator(path) from @diff-instruct/models.
+From code, the same in one line: loadGenerator(path) from @diff-instruct/models/node.
 `;
 
 export async function runSample(argv: readonly string[], io: Io): Promise<number> {
