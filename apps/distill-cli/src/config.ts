@@ -15,13 +15,13 @@ export interface ToyConfig {
   numSamples: number;
   /** Training points drawn from a built-in target for the teacher. */
   trainSamples: number;
-  /** The teacher's MLP: hidden widths and the size of the noise embedding. 3×256 as in DESIGN.md. */
+  /** The teacher's MLP: hidden widths and the size of the noise embedding. 3×256 as in docs/design.md. */
   hidden: number[];
   embedDim: number;
   /** EDM σ_data; null = the data's standard deviation, measured on the training set. */
   sigmaData: number | null;
   teacherTrain: TeacherConfig;
-  /** 'tweedie': the teacher's denoiser at σ* (eq. B.3; measured best, DESIGN.md); 'mlp': a fresh MLP. */
+  /** 'tweedie': the teacher's denoiser at σ* (eq. B.3; measured best, docs/design.md); 'mlp': a fresh MLP. */
   generator: 'tweedie' | 'mlp';
   /** σ* of the Tweedie initialisation (Table 7 uses 2.5 on CIFAR-10). */
   initSigma: number;

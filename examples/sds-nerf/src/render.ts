@@ -137,7 +137,7 @@ export function trilinear(points: Float32Array, grid: number): Interpolation {
 /**
  * values [V, C] ↦ [P, C] through an {@link Interpolation}, with its exact adjoint (a scatter-add)
  * as the gradient. Both run in plain JS on data read from the backend: the map has 8 entries a row,
- * and tfjs's gather has no gradient on wasm (DESIGN.md).
+ * and tfjs's gather has no gradient on wasm (docs/design.md).
  */
 export function interpolate(values: tf.Tensor2D, m: Interpolation): tf.Tensor2D {
   if (values.rank !== 2 || values.shape[0] !== m.voxels) {

@@ -7,8 +7,9 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 /**
- * Picks the tfjs backend, in the order of DESIGN.md: `--backend` or DI_BACKEND, then `tensorflow`
- * (tfjs-node-gpu or tfjs-node, when installed), then `wasm` (the default here), then `cpu`.
+ * Picks the tfjs backend, in the order of docs/design.md: `--backend` or DI_BACKEND, then
+ * `tensorflow` (tfjs-node-gpu or tfjs-node, when installed), then `wasm` (the default here), then
+ * `cpu`.
  * On wasm and cpu, matMul and convolution then run on the native kernels of
  * `@diff-instruct/native` when its addon is built (DI_NATIVE=0 turns them off; DI_NATIVE_THREADS
  * sets their threads). Returns a description of the backend in use; the caller prints it.

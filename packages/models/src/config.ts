@@ -10,7 +10,7 @@ export interface MlpScoreConfig {
   kind: 'mlp';
   /** Data dimension. */
   dim: number;
-  /** Hidden widths, e.g. [256, 256, 256] (the reference MLP of DESIGN.md). */
+  /** Hidden widths, e.g. [256, 256, 256] (the reference MLP of docs/design.md). */
   hidden: number[];
   /** Width of the noise (and class) embedding, even, e.g. 64. */
   embedDim: number;

@@ -7,7 +7,7 @@ import { conv2dBias, dense, downsample2x, silu } from './ops.js';
 import { type Init, type Params, addNormal, addZeros, param } from './params.js';
 
 /**
- * A LeNet-style classifier (LeCun et al. 1998) for the "FID (LeNet features)" of DESIGN.md:
+ * A LeNet-style classifier (LeCun et al. 1998) for the "FID (LeNet features)" of docs/design.md:
  *
  *   x [N, R, R, C] → conv 5×5 → SiLU → avg-pool 2× → conv 5×5 → SiLU → avg-pool 2×
  *     → flatten → fc → SiLU → fc → SiLU = features [N, featureDim] → fc = logits [N, numClasses]

@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs';
  * The layer primitives every network in this package is built from.
  *
  * On the `wasm` backend, tfjs's own matMul gradient uses the transposeA/transposeB flags, which
- * run 10–20× slower than a plain matMul (see DESIGN.md, "Backends"). So `matmul` carries its own
- * gradient written with explicit transposes. Its backward pass calls `matmul` again, so second
+ * run 10–20× slower than a plain matMul (see docs/design.md, "Backends"). So `matmul` carries its
+ * own gradient written with explicit transposes. Its backward pass calls `matmul` again, so second
  * order gradients (R1 penalties, gradients of scores) take the fast path too. Gradients use only
  * saved inputs, never saved outputs (see `silu`), so second-order gradients are correct.
  */

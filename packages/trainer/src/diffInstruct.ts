@@ -90,7 +90,8 @@ export interface DiffInstructConfig {
   fakeWarmupSteps: number;
   /**
    * The weighting of (3.2). 'sigma2' is the official code's plain difference of denoisers
-   * (w = σ²); it beat the DMD normaliser on every target measured (DESIGN.md), so it is the default.
+   * (w = σ²); it beat the DMD normaliser on every target measured (docs/design.md), so it is the
+   * default.
    * For 'sid' the same names apply (`sidLoss`): 'dmd' is SiD's own normaliser, 'sigma2' the plain
    * product of denoiser differences.
    */

@@ -61,8 +61,8 @@ export class HeapCeilingError extends TrainingError {
 }
 
 /**
- * The wasm heap stops near 3.8 GiB and allocations beyond it corrupt memory silently (DESIGN.md),
- * so the loop stops well before that.
+ * The wasm heap stops near 3.8 GiB and allocations beyond it corrupt memory silently
+ * (docs/design.md), so the loop stops well before that.
  */
 export const DEFAULT_MEMORY_LIMIT_BYTES = 3.2 * 1024 ** 3;
 

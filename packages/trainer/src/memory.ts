@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * The wasm heap stops at about 3.8 GiB, and allocations beyond it corrupt memory silently
- * (DESIGN.md). A run whose step would need more is refused before it starts.
+ * (docs/design.md). A run whose step would need more is refused before it starts.
  */
 export const WASM_HEAP_CEILING_BYTES = 3.8 * 2 ** 30;
 
