@@ -1,90 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { createDenoiser, tweedieGenerator, type DenoiserModel, type GeneratorModel } from '@diff-instruct/models';
+import { createDenoiser, tweedieGenerator, type GeneratorModel, type UnetConfig } from '@diff-instruct/models';
 import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { checkResumeConfig } from './checkpoint.js';
 import { DIFF_INSTRUCT_DEFAULTS, lrScale } from './diffInstruct.js';
 import { diffInstruct, trainTeacher } from './node.js';
 import { TEACHER_DEFAULTS } from './teacher.js';
-
-const values = (m: { params: Record<string, tf.Variable> }) => Object.values(m.params).map((v) => Array.from(v.dataSync()));
-
-function smallTeacher(dim: number, seed = 0, hidden = [32, 32]): DenoiserModel {
-  return createDenoiser(
-    { kind: 'edm', sigmaData: 1, net: { kind: 'mlp', dim, hidden, embedDim: 16, numClasses: 0 } },
-    new Rng(seed),
-  );
-}
-
-function mixture(dim: number): GaussianMixture {
-  return new GaussianMixture([
-    { mean: new Array(dim).fill(0).map((_, i) => (i === 0 ? 1.5 : 0)), std: 0.3, weight: 1 },
-    { mean: new Array(dim).fill(0).map((_, i) => (i === 0 ? -1.5 : 0)), std: 0.3, weight: 1 },
-  ]);
-}
-
-describe('trainTeacher', () => {
-  it('resumes exactly: 12 steps = 6 steps, stop, resume 6 steps (weights bit for bit)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'teacher-'));
-    const data = { data: mixture(2).sample(new Rng(1), 512), sampleShape: [2] };
-    const cfg = { ...TEACHER_DEFAULTS, steps: 12, batchSize: 32, checkpointEvery: 6 };
-
-    const a = smallTeacher(2);
-    const ra = await trainTeacher({ model: a, data, config: cfg, rng: new Rng(5) });
-
-    const b = smallTeacher(2);
-    const statePath = join(dir, 'state.safetensors');
-    await trainTeacher({ model: b, data, config: { ...cfg, steps: 6 }, rng: new Rng(5), statePath });
-    const c = smallTeacher(2, 99); // different init: everything must come from the checkpoint
-    const rc = await trainTeacher({ model: c, data, config: cfg, rng: new Rng(12345), statePath, resume: true });
-
-    expect(values(c)).toEqual(values(a));
-    expect(values(rc.ema)).toEqual(values(ra.ema));
-  });
-
-  it('refuses to resume with different settings, and says which', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'teacher-'));
-    const data = { data: mixture(2).sample(new Rng(1), 256), sampleShape: [2] };
-    const statePath = join(dir, 'state.safetensors');
-    await trainTeacher({ model: smallTeacher(2), data, config: { ...TEACHER_DEFAULTS, steps: 2, batchSize: 16 }, rng: new Rng(0), statePath });
-    await expect(
-      trainTeacher({
-        model: smallTeacher(2),
-        data,
-        config: { ...TEACHER_DEFAULTS, steps: 4, batchSize: 16, lr: 0.5 },
-        rng: new Rng(0),
-        statePath,
-        resume: true,
-      }),
-    ).rejects.toThrow(/config differs \(train\.lr: stored 0\.001, now 0\.5\)/);
-  });
-
-  it('checkResumeConfig accepts a key added since the state was written only at its neutral value', () => {
-    const stored = { train: { lr: 1 } };
-    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 0 } }, 'p', ['steps'], { 'train.warm': 0 })).not.toThrow();
-    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 2 } }, 'p', ['steps'], { 'train.warm': 0 })).toThrow(
-      /cannot resume from p: the config differs \(train\.warm: stored \(none\), now 2\)/,
-    );
-    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 0 } }, 'p')).toThrow(/train\.warm: stored \(none\), now 0/);
-    // A key the stored config has is compared as usual.
-    expect(() => checkResumeConfig({ train: { lr: 1, warm: 1 } }, { train: { lr: 1, warm: 0 } }, 'p', ['steps'], { 'train.warm': 0 })).toThrow(/train\.warm: stored 1, now 0/);
-  });
-
-  it('says clearly when the training state is corrupt', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'teacher-'));
-    const statePath = join(dir, 'state.safetensors');
-    writeFileSync(statePath, 'garbage that is not safetensors');
-    const data = { data: mixture(2).sample(new Rng(1), 64), sampleShape: [2] };
-    await expect(
-      trainTeacher({ model: smallTeacher(2), data, config: { ...TEACHER_DEFAULTS, steps: 2, batchSize: 8 }, rng: new Rng(0), statePath, resume: true }),
-    ).rejects.toThrow(/is not a valid training state/);
-  });
-});
+import { mixture, smallTeacher, unet, values } from './trainer.fixtures.js';
 
 /** Mean distance of each sample to the nearer mode ±1.5 e1. */
 function modeErrorOf(x: number[][], dim: number): number {
@@ -347,5 +273,74 @@ describe('diffInstruct (Algorithm 1)', () => {
     await expect(diffInstruct({ teacher, generator: other, config: DIFF_INSTRUCT_DEFAULTS, rng: new Rng(0) })).rejects.toThrow(
       /generator makes samples of shape \[3\] but the teacher expects \[2\]/,
     );
+  });
+});
+
+describe('diffInstruct on images', () => {
+  it('runs Diff-Instruct on a conditional UNet generator (Tweedie init) without leaking tensors', async () => {
+    const teacher = createDenoiser({ kind: 'edm', sigmaData: 0.5, net: unet }, new Rng(0));
+    const g = tweedieGenerator(teacher, 2.5);
+    expect(g.outputShape).toEqual([8, 8, 1]);
+    const counts: number[] = [];
+    await diffInstruct({
+      teacher,
+      generator: g,
+      config: { ...DIFF_INSTRUCT_DEFAULTS, steps: 30, batchSize: 4 },
+      rng: new Rng(3),
+      onProgress: () => counts.push(tf.memory().numTensors),
+    });
+    expect(counts).toHaveLength(3);
+    expect(new Set(counts).size).toBe(1);
+  });
+
+  it('pulls a UNet generator (Tweedie init) onto the teacher\'s image patterns', { timeout: 600_000 }, async () => {
+    // Three 8×8 patterns plus pixel noise of sd 0.1; a teacher learns them, DI distils it.
+    const net: UnetConfig = { ...unet, modelChannels: 8, attnResolutions: [], dropout: 0, numClasses: 0 };
+    const patterns = [0, 1, 2].map((k) => {
+      const d = new Float32Array(64).fill(-1);
+      for (let j = 0; j < 8; j++) d[k === 0 ? 24 + j : k === 1 ? j * 8 + 3 : j * 9] = 1;
+      return d;
+    });
+    const rng = new Rng(1);
+    const data = new Float32Array(2048 * 64);
+    const noise = rng.normal(data.length);
+    for (let i = 0; i < 2048; i++) {
+      const p = patterns[rng.int(3)]!;
+      for (let q = 0; q < 64; q++) data[i * 64 + q] = p[q]! + 0.1 * noise[i * 64 + q]!;
+    }
+    /** RMS distance of each sample to its nearest pattern, averaged; exact samples score ≈ 0.1. */
+    const patternError = (g: GeneratorModel) =>
+      tf.tidy(() => {
+        const x = g.generate(new Rng(9).normalTensor([200, 8, 8, 1])).dataSync();
+        let total = 0;
+        for (let i = 0; i < 200; i++) {
+          let best = Infinity;
+          for (const p of patterns) {
+            let d = 0;
+            for (let q = 0; q < 64; q++) d += (x[i * 64 + q]! - p[q]!) ** 2;
+            best = Math.min(best, d);
+          }
+          total += Math.sqrt(best / 64);
+        }
+        return total / 200;
+      });
+    const { ema: teacher } = await trainTeacher({
+      model: createDenoiser({ kind: 'edm', sigmaData: 0.5, net }, new Rng(0)),
+      data: { data, sampleShape: [8, 8, 1] },
+      config: { ...TEACHER_DEFAULTS, steps: 400, batchSize: 64, lr: 2e-3, emaHalfLife: 50 },
+      rng: new Rng(2),
+    });
+    const g = tweedieGenerator(teacher, 2.5);
+    const before = patternError(g);
+    const { ema } = await diffInstruct({
+      teacher,
+      generator: g,
+      config: { ...DIFF_INSTRUCT_DEFAULTS, steps: 200, batchSize: 32, lrGenerator: 1e-3, lrFake: 1e-3, emaHalfLife: 20 },
+      rng: new Rng(3),
+    });
+    const after = patternError(ema);
+    // Measured: 0.34 at the Tweedie init, 0.10 (the pixel-noise floor) after 200 steps.
+    expect(before).toBeGreaterThan(0.25);
+    expect(after).toBeLessThan(0.5 * before);
   });
 });

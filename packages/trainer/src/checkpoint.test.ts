@@ -4,7 +4,7 @@ import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
 // The main entry, as a web page imports it: state and log in memory, no file system.
-import { MemoryLog, TEACHER_DEFAULTS, memoryStateStore, trainTeacher } from './index.js';
+import { MemoryLog, TEACHER_DEFAULTS, checkResumeConfig, memoryStateStore, trainTeacher } from './index.js';
 
 const values = (m: { params: Record<string, tf.Variable> }) => Object.values(m.params).map((v) => Array.from(v.dataSync()));
 
@@ -42,5 +42,18 @@ describe('state store and log from the main entry', () => {
     await expect(
       trainTeacher({ model: smallTeacher(), data, config: { ...TEACHER_DEFAULTS, steps: 1, batchSize: 8 }, rng: new Rng(0), statePath: 'state.safetensors' }),
     ).rejects.toThrow("trainTeacher: statePath (state.safetensors) is a file: import trainTeacher from '@diff-instruct/trainer/node'");
+  });
+});
+
+describe('checkResumeConfig', () => {
+  it('accepts a key added since the state was written only at its neutral value', () => {
+    const stored = { train: { lr: 1 } };
+    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 0 } }, 'p', ['steps'], { 'train.warm': 0 })).not.toThrow();
+    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 2 } }, 'p', ['steps'], { 'train.warm': 0 })).toThrow(
+      /cannot resume from p: the config differs \(train\.warm: stored \(none\), now 2\)/,
+    );
+    expect(() => checkResumeConfig(stored, { train: { lr: 1, warm: 0 } }, 'p')).toThrow(/train\.warm: stored \(none\), now 0/);
+    // A key the stored config has is compared as usual.
+    expect(() => checkResumeConfig({ train: { lr: 1, warm: 1 } }, { train: { lr: 1, warm: 0 } }, 'p', ['steps'], { 'train.warm': 0 })).toThrow(/train\.warm: stored 1, now 0/);
   });
 });
