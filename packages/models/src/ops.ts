@@ -301,36 +301,12 @@ function groupMean(x: tf.Tensor4D): tf.Tensor4D {
   return tf.mean(tf.mean(x, 3, true), 1, true);
 }
 
-/** x̂ = (x − μ)/√(σ² + ε) per sample and group, x as [N, H·W, groups, C/groups]; also returns 1/√(σ² + ε). */
-function normalizeGroups(xg: tf.Tensor4D, eps: number): { xn: tf.Tensor4D; rstd: tf.Tensor4D } {
-  const xc = tf.sub(xg, groupMean(xg)) as tf.Tensor4D;
-  const rstd = tf.div(1, tf.sqrt(tf.add(groupMean(tf.square(xc)), eps))) as tf.Tensor4D;
-  return { xn: tf.mul(xc, rstd), rstd };
-}
-
-/** normalizeGroups(·).xn with its own gradient (see `groupNorm`). */
-function groupNormalize(xg: tf.Tensor4D, eps: number): tf.Tensor4D {
-  const f = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    save([x]);
-    return {
-      value: normalizeGroups(x, eps).xn,
-      // ∂x = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / √(σ² + ε), with x̂ recomputed from the saved input
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const { xn, rstd } = normalizeGroups(saved[0] as tf.Tensor4D, eps);
-        const centred = tf.sub(dy, groupMean(dy));
-        return [tf.mul(tf.sub(centred, tf.mul(xn, groupMean(tf.mul(dy, xn)))), rstd)];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
-  return f(xg);
-}
-
 /**
  * Group normalisation (Wu & He 2018) of x [N, H, W, C] over (H, W, C/groups) per sample and
- * group, then x̂·gamma + beta, with gamma and beta broadcastable to x: [C] for the usual affine,
- * [N, 1, 1, C] for an adaptive (per-sample) one. The normalisation has its own gradient (about
- * half the passes over x of tfjs's autodiff); it recomputes x̂ from the saved input and is built
- * from ops whose gradients read their inputs only, so second-order gradients are correct. Where the
+ * group, then x̂·gamma + beta, with gamma and beta each [C] (the usual affine), [1, 1, 1, C], or
+ * [N, 1, 1, C] (an adaptive, per-sample one); other shapes are refused. The op has its own
+ * gradient (`groupNormAffine`: about half the passes over x of tfjs's autodiff), built from ops
+ * whose gradients read their inputs only, so second-order gradients are correct. Where the
  * backend has `@diff-instruct/native`'s GroupNorm kernels, forward and backward run there (one
  * pass for the statistics and one for the output, where the composed ops take about 8 and 11).
  */
@@ -344,23 +320,17 @@ export function groupNormSilu(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor,
 }
 
 function groupNormAct(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, act: boolean): tf.Tensor4D {
-  const [n, h, w, c] = x.shape;
+  const [n, , , c] = x.shape;
   const name = act ? 'groupNormSilu' : 'groupNorm';
   if (x.rank !== 4) throw new Error(`${name}: expected x of shape [N, H, W, C], got [${x.shape}]`);
   if (!(Number.isInteger(groups) && groups > 0 && c % groups === 0)) {
     throw new Error(`${name}: ${c} channels cannot be split into ${groups} groups`);
   }
   return tf.tidy(() => {
-    const g4 = perSampleChannels(gamma, n, c);
-    const b4 = perSampleChannels(beta, n, c);
-    if (g4 !== null && b4 !== null) {
-      if (x.dtype === 'float32' && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) !== undefined) return nativeGroupNorm(x, g4, b4, groups, eps, act);
-      return composedGroupNorm(x, g4, b4, groups, eps, act);
-    }
-    // any other broadcastable gamma/beta: normalise, then scale and shift with plain ops
-    const xn = groupNormalize(x.reshape([n, h * w, groups, c / groups]), eps).reshape([n, h, w, c]);
-    const y = tf.add(tf.mul(xn, gamma), beta) as tf.Tensor4D;
-    return act ? silu(y) : y;
+    const g4 = perSampleChannels(name, 'gamma', gamma, n, c);
+    const b4 = perSampleChannels(name, 'beta', beta, n, c);
+    if (x.dtype === 'float32' && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) !== undefined) return nativeGroupNorm(x, g4, b4, groups, eps, act);
+    return composedGroupNorm(x, g4, b4, groups, eps, act);
   });
 }
 
@@ -404,11 +374,11 @@ function nativeGroupNorm(x: tf.Tensor4D, gamma: tf.Tensor4D, beta: tf.Tensor4D, 
   return f(x, gamma, beta);
 }
 
-/** gamma as [1 or N, 1, 1, C] when it is [C], [1, 1, 1, C] or [N, 1, 1, C]; null for other shapes. */
-function perSampleChannels(t: tf.Tensor, n: number, c: number): tf.Tensor4D | null {
+/** gamma (or beta) as [1 or N, 1, 1, C] when it is [C], [1, 1, 1, C] or [N, 1, 1, C]; other shapes throw. */
+function perSampleChannels(op: string, what: string, t: tf.Tensor, n: number, c: number): tf.Tensor4D {
   if (t.rank === 1 && t.shape[0] === c) return t.reshape([1, 1, 1, c]) as tf.Tensor4D;
   if (t.rank === 4 && (t.shape[0] === 1 || t.shape[0] === n) && t.shape[1] === 1 && t.shape[2] === 1 && t.shape[3] === c) return t as tf.Tensor4D;
-  return null;
+  throw new Error(`${op}: ${what} must have shape [${c}], [1, 1, 1, ${c}] or [${n}, 1, 1, ${c}], got [${t.shape.join(', ')}]`);
 }
 
 /** Per-(sample, group) mean μ and 1/√(σ² + ε) of x [N, H, W, C], each spread to [N, 1, 1, C]; and x − μ. */
