@@ -6,7 +6,8 @@ import { gradientAsLoss } from './surrogate.js';
 import { checkBatch, perSampleShape } from './validate.js';
 
 /**
- * The weight w(σ) of (3.2), per sample, on scores s = (D − x_t)/σ²:
+ * The weight w(σ) of (3.2), per sample, on the score difference s_fake − s_teacher, with scores
+ * s = (D − x_t)/σ² (shared by `iklSurrogate`, `sdsSurrogate` and `sidLoss`):
  * - `'sigma2'` (default): w = σ², so w·(s_fake − s_teacher) = D_fake − D_teacher, the plain
  *   difference of denoisers used by the official Diff-Instruct code;
  * - `'uniform'`: w = 1;
@@ -14,6 +15,9 @@ import { checkBatch, perSampleShape } from './validate.js';
  *   (see `dsmLoss`), i.e. the teacher's own training weighting;
  * - `'dmd'`: w = σ² / mean_dims|x0 − D_teacher(x_t)| per sample (DMD's normaliser), held constant;
  * - a function of the per-sample σ returning w per sample.
+ *
+ * `sdsLoss`/`vsdLoss` weight ε̂ − ε instead (`SdsWeighting`): their w is this w(σ)/σ, and their
+ * σ² weighting is called `'inverse-snr'` (σ³ here), so that `'sigma2'` is this one only.
  *
  * Change of variables: the surrogate is a mean over the σ the caller sampled, so its gradient
  * estimates E_{σ∼π}[w(σ)(s_q − s_p)], i.e. ∫ π(σ)·w(σ)·(…) dσ. To estimate the integral

@@ -73,7 +73,7 @@ function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, rel: number): v
 const weightByHand = (weighting: SdsWeighting, abar: number) =>
   weighting === 'sds' ? 1 - abar : weighting === 'uniform' ? 1 : (1 - abar) / abar;
 
-const weightings: SdsWeighting[] = ['sds', 'uniform', 'sigma2'];
+const weightings: SdsWeighting[] = ['sds', 'uniform', 'inverse-snr'];
 
 const rng = new Rng(7);
 const x0 = tf.tidy(() => tf.add(rng.normalTensor([N, 4]), 0.3));
@@ -227,7 +227,7 @@ describe('sdsLoss (A.11)', () => {
   });
 
   it('clips the gradient per element and per sample norm', () => {
-    const base = { teacher: { denoiser: teacherD }, sigma: sig, noise, weighting: 'sigma2' as const };
+    const base = { teacher: { denoiser: teacherD }, sigma: sig, noise, weighting: 'inverse-snr' as const };
     const g = gradOf((x) => sdsLoss({ x0: x, ...base }).loss).map((v) => v * N);
     const c = 0.5;
     expect(Math.max(...g.map(Math.abs))).toBeGreaterThan(2 * c); // clipping has work to do
@@ -307,7 +307,8 @@ describe('sdsLoss (A.11)', () => {
       [() => sdsLoss({ x0, teacher: eps, rng, label: tf.ones([2, 3]) as tf.Tensor2D }), /label must have shape \[5, classes\], got \[2, 3\]/],
       [() => sdsLoss({ x0, teacher: eps, rng, clip: { element: 0 } }), /clip.element must be finite and > 0, got 0/],
       [() => sdsLoss({ x0, teacher: eps, rng, clip: { sampleNorm: Number.POSITIVE_INFINITY } }), /clip.sampleNorm must be finite/],
-      [() => sdsLoss({ x0, teacher: eps, rng, weighting: 'dmd' as never }), /unknown weighting 'dmd'; use 'sds', 'uniform' or 'sigma2'/],
+      [() => sdsLoss({ x0, teacher: eps, rng, weighting: 'dmd' as never }), /unknown weighting 'dmd'; use 'sds', 'uniform' or 'inverse-snr'/],
+      [() => sdsLoss({ x0, teacher: eps, rng, weighting: 'sigma2' as never }), /unknown weighting 'sigma2'; use .* \('sigma2', w = σ², is now called 'inverse-snr'\)/],
       [() => sdsLoss({ x0, teacher: { epsilon: (xt) => xt.slice([0, 0], [-1, 2]), alphasCumprod }, rng }), /the teacher returned shape \[5, 2\] for an input of shape \[5, 4\]/],
       [() => sdsLoss({ x0: tf.fill([N, 4], Number.NaN), teacher: eps, rng }), /x0 \(the image\) holds NaN or ±Infinity/],
       [() => sdsLoss({ x0, teacher: eps, t: ts, noise: tf.fill([N, 4], Number.POSITIVE_INFINITY) }), /noise holds NaN or ±Infinity/],

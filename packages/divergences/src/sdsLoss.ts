@@ -24,14 +24,19 @@ export type EpsilonNet = (xt: tf.Tensor, t: Int32Array, label?: tf.Tensor2D) => 
 export type ScoreModel = { denoiser: Denoiser } | { epsilon: EpsilonNet; alphasCumprod: ArrayLike<number> };
 
 /**
- * w(t) of the SDS gradient w(t)·(ε̂ − ε), per sample, with σ² = (1 − ᾱ)/ᾱ:
- * - `'sds'` (default): w = 1 − ᾱ = σ²/(1 + σ²), DreamFusion's (and threestudio's) choice;
- * - `'uniform'`: w = 1;
- * - `'sigma2'`: w = σ², with σ the EDM noise level in both conventions.
+ * w(t) of the SDS/VSD gradient g = w(t)·(ε̂_p − ε̂_q), per sample, in ε form, with the EDM noise
+ * level σ² = (1 − ᾱ_t)/ᾱ_t (both conventions):
+ * - `'sds'` (default): w = 1 − ᾱ_t = σ²/(1 + σ²), DreamFusion's (and threestudio's) choice;
+ * - `'uniform'`: w = 1 (threestudio's name);
+ * - `'inverse-snr'`: w = 1/SNR(t) = (1 − ᾱ_t)/ᾱ_t = σ².
  *
- * In score terms, w·(ε̂ − ε) = σ·w·(s_q − s_p): this is the weighting σ ↦ σ·w(σ) of `iklSurrogate`.
+ * These weight ε̂ − ε; `iklSurrogate`'s weightings (`IklWeighting`) weight the score difference
+ * s_q − s_p. Since w·(ε̂_p − ε̂_q) = σ·w·(s_q − s_p), an SDS weighting w is the IKL weighting
+ * σ ↦ σ·w(σ): `'inverse-snr'` is σ³ there, not the σ² of `iklSurrogate`'s `'sigma2'` (and IKL's
+ * `'sigma2'`, the plain difference of denoisers, is w = σ here). `'inverse-snr'` was formerly
+ * called `'sigma2'`; renamed so that `'sigma2'` means one weighting across the package.
  */
-export type SdsWeighting = 'sds' | 'uniform' | 'sigma2';
+export type SdsWeighting = 'sds' | 'uniform' | 'inverse-snr';
 
 /** Bounds on the SDS gradient g = w·(ε̂ − ε) of each sample (before the 1/N of the batch mean). */
 export interface SdsClip {
@@ -287,10 +292,13 @@ function sdsWeights(op: string, weighting: SdsWeighting, levels: NoiseLevels): F
         return 1 - levels.alphaBar[i]!;
       case 'uniform':
         return 1;
-      case 'sigma2':
+      case 'inverse-snr':
         return s * s;
-      default:
-        throw new Error(`${op}: unknown weighting '${String(weighting)}'; use 'sds', 'uniform' or 'sigma2'`);
+      default: {
+        // 'sigma2' named this weighting before; in the rest of the package it is IKL's σ² on scores.
+        const renamed = (weighting as string) === 'sigma2' ? " ('sigma2', w = σ², is now called 'inverse-snr')" : '';
+        throw new Error(`${op}: unknown weighting '${String(weighting)}'; use 'sds', 'uniform' or 'inverse-snr'${renamed}`);
+      }
     }
   });
 }

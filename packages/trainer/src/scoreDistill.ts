@@ -24,7 +24,10 @@ export interface ScoreDistillConfig {
   beta2: number;
   /** Clip the global norm of θ's gradient (none when 0). */
   clipNorm: number;
-  /** w(t) of the SDS/VSD gradient; 'sds' (w = 1 − ᾱ) is DreamFusion's. */
+  /**
+   * w(t) of the SDS/VSD gradient w·(ε̂_p − ε̂_q) (`SdsWeighting`): 'sds' (w = 1 − ᾱ_t, DreamFusion's),
+   * 'uniform' (w = 1) or 'inverse-snr' (w = (1 − ᾱ_t)/ᾱ_t = σ²).
+   */
   weighting: SdsWeighting;
   /**
    * Noise levels at the start: σ ∼ logU[lo, hi] for a denoiser teacher, t ∼ U{lo, …, hi} for an ε
