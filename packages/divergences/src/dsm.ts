@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Denoiser } from '@diff-instruct/sde';
+import { type Denoiser, perSample } from '@diff-instruct/sde';
 
-import { checkBatch, perSampleShape } from './validate.js';
+import { checkBatch } from './validate.js';
 
 /** Arguments of {@link dsmLoss}. All noise is drawn by the caller from its seeded `Rng`. */
 export interface DsmLossArgs {
@@ -32,9 +32,9 @@ export interface DsmLossArgs {
 export function dsmLoss(args: DsmLossArgs): tf.Scalar {
   const { denoiser, x0, sigma, noise, label } = args;
   const sigmaData = args.sigmaData ?? 0.5;
-  const n = checkBatch('dsmLoss', { x0, sigma, noise, label });
+  checkBatch('dsmLoss', { x0, sigma, noise, label });
   return tf.tidy(() => {
-    const s = sigma.reshape(perSampleShape(n, x0.rank));
+    const s = perSample(sigma, x0.rank);
     const xt = tf.add(x0, tf.mul(s, noise));
     const D = denoiser(xt, sigma, label);
     const weight = tf.div(tf.add(tf.square(s), sigmaData * sigmaData), tf.mul(tf.square(s), sigmaData * sigmaData));

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Denoiser, Rng } from '@diff-instruct/sde';
+import { type Denoiser, type Rng, perSample } from '@diff-instruct/sde';
 
 import { simpson } from './quadrature.js';
 import { gradientAsLoss } from './surrogate.js';
-import { checkBatch, perSampleShape } from './validate.js';
+import { checkBatch } from './validate.js';
 
 /**
  * The weight w(σ) of (3.2), per sample, on the score difference s_fake − s_teacher, with scores
@@ -95,13 +95,13 @@ export function iklSurrogate(args: IklSurrogateArgs): tf.Scalar {
   const n = checkBatch('iklSurrogate', { x0, sigma, noise, label });
   return gradientAsLoss(x0, (x) => {
     const g = tf.tidy(() => {
-      const s = sigma.reshape(perSampleShape(n, x.rank));
+      const s = perSample(sigma, x.rank);
       const xt = tf.add(x, tf.mul(s, noise));
       const dTeacher = teacher(xt, sigma, label);
       const dFake = fake(xt, sigma, label);
       const dmdScale = weighting === 'dmd' ? dmdNormaliser(x, dTeacher) : undefined;
       const w = iklWeights(weighting, sigma.dataSync() as Float32Array, sigmaData, dmdScale);
-      const coef = tf.tensor(w, perSampleShape(n, x.rank), 'float32');
+      const coef = perSample(w, x.rank);
       return tf.div(tf.mul(coef, tf.sub(dFake, dTeacher)), tf.mul(tf.square(s), n));
     });
     return { grad: g, value: tf.sum(tf.mul(g, x)) as tf.Scalar };

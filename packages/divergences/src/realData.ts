@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { perSample } from '@diff-instruct/sde';
 
-import { checkBatch, perSampleShape } from './validate.js';
+import { checkBatch } from './validate.js';
 
 /** A discriminator on noised samples: logit(x_t, σ, label) → [N]; > 0 says "real". */
 export type NoisyDiscriminator = (xt: tf.Tensor, sigma: tf.Tensor1D, label?: tf.Tensor2D) => tf.Tensor1D;
@@ -32,7 +33,7 @@ export interface RealDataGeneratorArgs extends NoisedBatch {
 
 function logits(op: string, d: NoisyDiscriminator, b: NoisedBatch): tf.Tensor1D {
   const n = checkBatch(op, b);
-  const xt = tf.add(b.x0, tf.mul(b.sigma.reshape(perSampleShape(n, b.x0.rank)), b.noise));
+  const xt = tf.add(b.x0, tf.mul(perSample(b.sigma, b.x0.rank), b.noise));
   const out = d(xt, b.sigma, b.label);
   if (out.rank !== 1 || out.shape[0] !== n) {
     throw new Error(`${op}: the discriminator must return one logit per sample, shape [${n}], got [${out.shape}]`);

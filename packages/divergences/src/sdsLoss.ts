@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Denoiser, Rng } from '@diff-instruct/sde';
+import { type Denoiser, type Rng, perSample } from '@diff-instruct/sde';
 
 import { gradientAsLoss } from './surrogate.js';
-import { checkBatch, perSampleShape } from './validate.js';
+import { checkBatch } from './validate.js';
 
 /**
  * An ε-prediction network in the VP/DDPM convention: x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε, and
@@ -231,7 +231,7 @@ function scoreDistillation(
         }
         const epsFake = fake === 'dirac' ? noise : epsilonOf(op, 'fake', fake.model, at, fake.label);
         if (args.checkFinite ?? true) checkFinite(op, x, noise, epsTeacher, fake === 'dirac' ? undefined : epsFake);
-        const w = tf.tensor(weight, perSampleShape(n, x.rank), 'float32');
+        const w = perSample(weight, x.rank);
         return clipGradient(tf.mul(w, tf.sub(epsTeacher, epsFake)), clip, n);
       });
       // ½‖x0 − sg(x0 − g)‖²/N: gradient g/N, value ½Σ‖g_i‖²/N
@@ -257,17 +257,16 @@ function epsilonOf(
   label: tf.Tensor2D | undefined,
 ): tf.Tensor {
   const { x0, noise, levels } = at;
-  const column = (v: ArrayLike<number>) => tf.tensor(Float32Array.from(v), perSampleShape(v.length, x0.rank), 'float32');
   if ('denoiser' in model) {
-    const s = column(levels.sigma);
+    const s = perSample(levels.sigma, x0.rank);
     const xt = tf.add(x0, tf.mul(s, noise));
     const D = model.denoiser(xt, at.sigma, label);
     checkOutput(op, role, 'D(x; σ)', D, xt);
     return tf.div(tf.sub(xt, D), s);
   }
   if (levels.t === undefined) throw new Error(`${op}: the ${role} is an ε-network but no timesteps were drawn`);
-  const sqrtAlphaBar = column(levels.alphaBar.map(Math.sqrt));
-  const sqrtOneMinus = column(levels.alphaBar.map((a) => Math.sqrt(1 - a)));
+  const sqrtAlphaBar = perSample(levels.alphaBar.map(Math.sqrt), x0.rank);
+  const sqrtOneMinus = perSample(levels.alphaBar.map((a) => Math.sqrt(1 - a)), x0.rank);
   const xt = tf.add(tf.mul(sqrtAlphaBar, x0), tf.mul(sqrtOneMinus, noise));
   const eps = model.epsilon(xt, levels.t, label);
   checkOutput(op, role, 'ε̂', eps, xt);
@@ -279,7 +278,7 @@ function clipGradient(g: tf.Tensor, clip: SdsClip | undefined, n: number): tf.Te
   let out = g;
   if (clip?.element !== undefined) out = tf.clipByValue(out, -clip.element, clip.element);
   if (clip?.sampleNorm !== undefined) {
-    const norm = tf.sqrt(tf.sum(tf.square(out.reshape([n, -1])), 1)).reshape(perSampleShape(n, g.rank));
+    const norm = perSample(tf.sqrt(tf.sum(tf.square(out.reshape([n, -1])), 1)), g.rank);
     out = tf.mul(out, tf.minimum(1, tf.div(clip.sampleNorm, tf.maximum(norm, 1e-30))));
   }
   return out;

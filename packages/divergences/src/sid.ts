@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import { perSample } from '@diff-instruct/sde';
 
 import { dmdNormaliser, iklWeights, type IklSurrogateArgs, type IklWeighting } from './ikl.js';
-import { checkBatch, perSampleShape } from './validate.js';
+import { checkBatch } from './validate.js';
 
 /** Arguments of {@link sidLoss}: those of `iklSurrogate`, plus SiD's α. */
 export interface SidLossArgs extends IklSurrogateArgs {
@@ -54,14 +55,14 @@ export function sidLoss(args: SidLossArgs): tf.Scalar {
   if (!Number.isFinite(alpha)) throw new Error(`sidLoss: alpha must be a finite number, got ${alpha}`);
   const n = checkBatch('sidLoss', { x0, sigma, noise, label });
   return tf.tidy(() => {
-    const s = sigma.reshape(perSampleShape(n, x0.rank));
+    const s = perSample(sigma, x0.rank);
     const xt = tf.add(x0, tf.mul(s, noise));
     const fT = teacher(xt, sigma, label);
     const fF = fake(xt, sigma, label);
     const sig = sigma.dataSync() as Float32Array;
     const dmdScale = weighting === 'dmd' ? dmdNormaliser(x0, fT) : undefined;
     const factor = iklWeights(weighting, sig, sigmaData, dmdScale).map((w, i) => w / (sig[i]! * sig[i]!));
-    const c = tf.tensor(factor, perSampleShape(n, x0.rank), 'float32');
+    const c = perSample(factor, x0.rank);
     const d = tf.sub(fT, fF);
     const per = tf.mul(d, tf.sub(tf.sub(fT, x0), tf.mul(alpha, d)));
     return tf.div(tf.sum(tf.mul(c, per)), n) as tf.Scalar;

@@ -25,8 +25,3 @@ export function checkBatch(
   }
   return n;
 }
-
-/** σ per sample as a tensor of shape [N, 1, ..., 1] that broadcasts against x of rank `rank`. */
-export function perSampleShape(n: number, rank: number): number[] {
-  return [n, ...new Array<number>(Math.max(0, rank - 1)).fill(1)];
-}

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import type { Denoiser } from '@diff-instruct/sde';
+import { type Denoiser, perSample } from '@diff-instruct/sde';
 
 /** A raw network F(c_in·x, c_noise, label) before preconditioning. `cNoise` has shape [N]. */
 export type RawNet = (xIn: tf.Tensor, cNoise: tf.Tensor1D, label?: tf.Tensor2D) => tf.Tensor;
@@ -10,7 +10,7 @@ function edmInputs(x: tf.Tensor, sigma: tf.Tensor1D, sd: number, op: string) {
   if (sigma.rank !== 1 || sigma.shape[0] !== x.shape[0]) {
     throw new Error(`${op}: sigma must have shape [${x.shape[0]}], got [${sigma.shape}]`);
   }
-  const s = sigma.reshape([-1, ...x.shape.slice(1).map(() => 1)]); // σ per sample, broadcast over x
+  const s = perSample(sigma, x.rank); // σ per sample, broadcast over x
   const s2 = tf.add(tf.square(s), sd * sd); // σ² + σ_d²
   const c_in = tf.div(1, tf.sqrt(s2)); // 1 / √(σ² + σ_d²)
   const c_noise = tf.div(tf.log(sigma), 4) as tf.Tensor1D; // ln(σ) / 4

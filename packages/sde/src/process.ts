@@ -74,10 +74,19 @@ export function brownianProcess(opts: { tMax?: number } = {}): ForwardProcess {
   };
 }
 
-/** Per-sample values of a scalar function of t, as a tensor broadcastable against x of rank `rank`. */
-export function perSample(values: ArrayLike<number>, rank: number): tf.Tensor {
-  const shape = [values.length, ...new Array<number>(Math.max(0, rank - 1)).fill(1)];
-  return tf.tensor(Float32Array.from(values), shape, 'float32');
+/**
+ * One value per sample, as a tensor of shape [N, 1, …, 1] that broadcasts against an x [N, ...dims]
+ * of rank `rank`: numbers (a scalar function of t or σ per sample, weights) become a float32 tensor;
+ * a [N] tensor (σ, a per-sample norm) is reshaped, keeping its gradient. The one per-sample
+ * broadcast helper of the libraries.
+ */
+export function perSample(values: ArrayLike<number> | tf.Tensor, rank: number): tf.Tensor {
+  const ones = new Array<number>(Math.max(0, rank - 1)).fill(1);
+  if (values instanceof tf.Tensor) {
+    if (values.rank !== 1) throw new Error(`perSample: expected one value per sample, shape [N], got [${values.shape.join(', ')}]`);
+    return tf.reshape(values, [values.shape[0]!, ...ones]);
+  }
+  return tf.tensor(Float32Array.from(values), [values.length, ...ones], 'float32');
 }
 
 function mapT(t: ArrayLike<number>, f: (t: number) => number): Float32Array {
