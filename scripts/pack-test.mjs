@@ -1,9 +1,12 @@
 // Proves that a user can `npm install` one library: packs every package under packages/, then for
 // each one installs its tarball into an empty project together with only the tarballs of its own
 // @diff-instruct dependencies and its peer @tensorflow/tfjs, imports it there and takes one
-// gradient step. Run after `pnpm build`.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// gradient step. Every tarball must also pass publint and "are the types wrong" (ESM only).
+// Then it installs the `distill` command (apps/distill-cli) from its tarball alone, runs a tiny
+// `distill toy` through npx and checks that a command needing the repository's committed
+// checkpoints fails with one clear line (exit code 2). Run after `pnpm build`.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -12,13 +15,18 @@ const tmp = mkdtempSync(join(tmpdir(), 'di-pack-'));
 const tarballs = join(tmp, 'tarballs');
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 
-const packages = readdirSync(join(root, 'packages')).map((dir) => {
-  const manifest = JSON.parse(readFileSync(join(root, 'packages', dir, 'package.json'), 'utf8'));
-  return { dir, name: manifest.name, version: manifest.version, deps: Object.keys(manifest.dependencies ?? {}) };
-});
-const byName = new Map(packages.map((p) => [p.name, p]));
+const manifestOf = (path) => {
+  const manifest = JSON.parse(readFileSync(join(root, path, 'package.json'), 'utf8'));
+  return { path, dir: path.split('/').pop(), name: manifest.name, version: manifest.version, deps: Object.keys(manifest.dependencies ?? {}) };
+};
+const packages = readdirSync(join(root, 'packages')).map((dir) => manifestOf(`packages/${dir}`));
+/** The published apps: the `distill` command. */
+const apps = [manifestOf('apps/distill-cli')];
+const byName = new Map([...packages, ...apps].map((p) => [p.name, p]));
 
-for (const p of packages) run('pnpm', ['pack', '--pack-destination', tarballs], join(root, 'packages', p.dir));
+// pnpm pack applies publishConfig (exports without the @diff-instruct/source condition) and turns
+// workspace:* into versions, as pnpm publish (and so changeset publish) does.
+for (const p of [...packages, ...apps]) run('pnpm', ['pack', '--pack-destination', tarballs], join(root, p.path));
 const tarballOf = (name) => {
   const p = byName.get(name);
   return join(tarballs, `${name.replace('@', '').replace('/', '-')}-${p.version}.tgz`);
@@ -124,6 +132,23 @@ const smoke = {
 };
 
 let failed = 0;
+
+// Package lint of what consumers get: publint (warnings count as errors) and attw on each tarball.
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+for (const p of [...packages, ...apps]) {
+  for (const [tool, args] of [
+    ['publint', ['run', '--strict', tarballOf(p.name)]],
+    ['attw', [tarballOf(p.name), '--profile', 'esm-only', '--format', 'ascii', '--no-color']],
+  ]) {
+    const r = spawnSync(bin(tool), args, { encoding: 'utf8' });
+    if (r.status !== 0) {
+      failed += 1;
+      console.error(`FAILED ${tool} ${p.name}:\n${r.stdout}${r.stderr}`);
+    }
+  }
+}
+console.log(`publint and attw (esm-only) ran on ${packages.length + apps.length} tarballs`);
+
 for (const p of packages) {
   const dir = join(tmp, p.dir);
   run('mkdir', ['-p', dir]);
@@ -143,8 +168,50 @@ for (const p of packages) {
     console.error(`FAILED ${p.name}: ${e.message}`);
   }
 }
+// The `distill` command from its tarball alone (its @diff-instruct deps as tarballs; @tensorflow/tfjs
+// is its own dependency), as `npm install @diff-instruct/distill-cli` or npx would install it.
+{
+  const dir = join(tmp, 'distill');
+  run('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'try-distill', private: true, type: 'module' }));
+  const tgz = [...closure('@diff-instruct/distill-cli')].map(tarballOf);
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tgz], dir);
+  const distill = (...args) => spawnSync('npx', ['--no-install', 'distill', ...args], { cwd: dir, encoding: 'utf8' });
+  const check = (what, ok, r) => {
+    if (ok) return console.log(`ok distill: ${what}`);
+    failed += 1;
+    console.error(`FAILED distill: ${what} (exit ${r.status})\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  };
+
+  const version = distill('--version');
+  check('--version', version.status === 0 && version.stdout.trim() === byName.get('@diff-instruct/distill-cli').version, version);
+
+  // A tiny run: a 20-step teacher, 10 Diff-Instruct steps, 100 samples per evaluation row.
+  const toy = distill('toy', '--target', 'ring8', '--teacher-steps', '20', '--steps', '10', '--batch-size', '32', '--num-samples', '100', '--out', 'out/toy', '--quiet', '--json');
+  const outputs = ['config.json', 'teacher.safetensors', 'generator.safetensors', 'samples.csv', 'teacher-nfe35.csv', 'report.json', 'report.md', 'scatter.png', 'losses.png'];
+  const missing = outputs.filter((f) => !existsSync(join(dir, 'out', 'toy', f)));
+  let report = null;
+  try {
+    report = JSON.parse(toy.stdout);
+  } catch {
+    // not JSON: reported below
+  }
+  check(`toy --target ring8 (tiny): exit 0, ${outputs.length} outputs, a JSON report`, toy.status === 0 && missing.length === 0 && report !== null, {
+    ...toy,
+    stderr: `${toy.stderr}\nmissing outputs: ${missing.join(', ') || 'none'}`,
+  });
+
+  // Without the repository's checkpoints/ folder: one line naming the flag to pass, exit code 2, no output folder.
+  for (const args of [['images', '--dataset', 'mnist', '--out', 'out/images'], []]) {
+    const r = distill(...args);
+    const lines = r.stderr.trim().split('\n');
+    const ok = r.status === 2 && lines.length === 1 && /no committed teacher/.test(lines[0]) && lines[0].includes('--teacher') && !existsSync(join(dir, 'out', 'images')) && !existsSync(join(dir, 'runs'));
+    check(`\`distill ${args.join(' ') || '(the quick demo)'}\` with no committed teacher: ${JSON.stringify(lines[0])}`, ok, r);
+  }
+}
+
 rmSync(tmp, { recursive: true, force: true });
 if (failed > 0) {
-  console.error(`pack-test: ${failed} package(s) failed`);
+  console.error(`pack-test: ${failed} check(s) failed`);
   process.exit(1);
 }
