@@ -14,6 +14,13 @@ function checkpointsDir(): string {
   return resolve('checkpoints');
 }
 
+/**
+ * The folder of each dataset's default unconditional teacher, where it is not `teacher-uncond`: the
+ * best committed one by FID at 35 NFE (see its README). MNIST: `teacher-uncond-long` (mnist-tiny
+ * trained until its FID levelled off), not the step-6,000 `teacher-uncond`.
+ */
+const DEFAULT_UNCONDITIONAL_TEACHER: Record<string, string> = { mnist: 'teacher-uncond-long' };
+
 /** The committed checkpoint of a dataset, or a clear error saying how to make one. */
 export function committed(dataset: string, what: 'teacher' | 'classifier' | 'gan', conditional: boolean): string {
   const root = checkpointsDir();
@@ -23,7 +30,7 @@ export function committed(dataset: string, what: 'teacher' | 'classifier' | 'gan
       ? [join(root, dataset, 'classifier', 'classifier.safetensors'), 'distill classifier', 'classifier']
       : what === 'gan'
         ? [join(root, dataset, conditional ? 'gan-cond' : 'gan', 'generator.safetensors'), `distill gan${cond}`, 'generator']
-        : [join(root, dataset, conditional ? 'teacher-cond' : 'teacher-uncond', 'teacher.safetensors'), `distill teacher${cond}`, 'teacher'];
+        : [join(root, dataset, conditional ? 'teacher-cond' : (DEFAULT_UNCONDITIONAL_TEACHER[dataset] ?? 'teacher-uncond'), 'teacher.safetensors'), `distill teacher${cond}`, 'teacher'];
   if (!existsSync(path)) {
     const name = what === 'gan' ? 'GAN generator' : what;
     throw new UsageError(`no committed ${name} for ${dataset} at ${path}; pass --${flag} FILE, or train one with \`${make} --dataset ${dataset} --out ${dirname(path)}\``);

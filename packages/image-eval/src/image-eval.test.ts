@@ -96,4 +96,10 @@ describe('committed checkpoints', () => {
     expect(() => committed('no-such-dataset', 'classifier', false)).toThrow(UsageError);
     expect(() => committed('no-such-dataset', 'gan', true)).toThrow(/no committed GAN generator for no-such-dataset at .*gan-cond.*; pass --generator FILE, or train one with `distill gan --conditional --dataset no-such-dataset/);
   });
+
+  it("MNIST's default unconditional teacher is the long-trained one; other datasets use teacher-uncond", () => {
+    expect(committed('mnist', 'teacher', false)).toMatch(/checkpoints[\\/]mnist[\\/]teacher-uncond-long[\\/]teacher\.safetensors$/);
+    expect(committed('mnist', 'teacher', true)).toMatch(/checkpoints[\\/]mnist[\\/]teacher-cond[\\/]teacher\.safetensors$/);
+    expect(() => committed('no-such-dataset', 'teacher', false)).toThrow(/no-such-dataset[\\/]teacher-uncond[\\/]teacher\.safetensors/);
+  });
 });
