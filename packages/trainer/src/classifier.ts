@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ClassifierModel } from '@diff-instruct/models';
-import type { Rng } from '@diff-instruct/sde';
+import { Rng } from '@diff-instruct/sde';
 
-import { Adam } from './adam.js';
 import { drawBatch, oneHot, type Dataset } from './batch.js';
-import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
-import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
+import type { StateStore } from './checkpoint.js';
+import type { TrainLog, ProgressCallback } from './loop.js';
+import { trainingSession } from './session.js';
 import { byName } from './teacher.js';
 
 /** Training settings of the metric classifier ("FID (LeNet features)"). */
@@ -30,46 +30,49 @@ export interface TrainClassifierOptions {
   resume?: boolean;
   onProgress?: ProgressCallback;
   log?: TrainLog;
+  /** See `trainTeacher`. */
+  heapCeilingBytes?: number;
 }
 
 /** Cross-entropy training of a classifier (Adam), with the same loop, checkpoints and resume as every trainer. */
 export async function trainClassifier(o: TrainClassifierOptions): Promise<ClassifierModel> {
-  const store = stateStoreOf(o, 'trainClassifier');
   const { model, data, config: c } = o;
-  if (!data.labels || data.numClasses === undefined) throw new Error('trainClassifier: the dataset has no labels');
-  const k = data.numClasses;
-  const adam = new Adam(model.params, { lr: c.lr, beta1: 0.9, beta2: 0.999 });
   const runConfig = { model: model.config, train: c };
-  const groups = { net: model.params, 'adam.m': adam.m, 'adam.v': adam.v };
-  const resumed = resumeTraining({ resume: o.resume, store, kind: 'classifier', config: runConfig, groups, log: o.log });
-  const rng = resumed?.rng ?? o.rng;
-  adam.t = resumed?.optimizerSteps.adam ?? 0;
-  const vars = Object.values(model.params);
-  await runLoop({
-    phase: 'classifier',
-    totalSteps: c.steps,
-    startStep: resumed?.step ?? 0,
-    checkpointEvery: c.checkpointEvery,
-    checkpointHint: store?.name,
-    onProgress: o.onProgress,
-    log: o.log,
-    step: () => {
-      const { x, labels } = drawBatch(data, rng, c.batchSize);
-      const y = oneHot(labels!, k);
+  return trainingSession({ who: 'trainClassifier', kind: 'classifier', options: o, config: runConfig }, async (s) => {
+    if (!data.labels || data.numClasses === undefined) throw new Error('trainClassifier: the dataset has no labels');
+    const k = data.numClasses;
+    s.group('net', model.params);
+    const adam = s.adam('adam', 'adam', model.params, { lr: c.lr, beta1: 0.9, beta2: 0.999 });
+    const { rng } = s.restore();
+    const vars = Object.values(model.params);
+    // The cross-entropy of a batch, its gradient and the batch's accuracy.
+    const grads = (x: tf.Tensor, labels: Int32Array) => {
+      const y = oneHot(labels, k);
       let accuracy = 0;
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads: g } = tf.variableGrads(() => {
         const logits = model.logits(x);
         accuracy = tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32')).dataSync()[0]!;
         return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
       }, vars);
-      adam.apply(byName(model.params, grads));
-      return { loss: value.dataSync()[0]!, accuracy };
-    },
-    checkpoint: (step) => {
-      if (!store) return;
-      writeTrainState(store, groups, { kind: 'classifier', step, rng: rng.state(), optimizerSteps: { adam: adam.t }, config: runConfig });
-    },
+      return { value, grads: g, accuracy };
+    };
+    await s.run({
+      totalSteps: c.steps,
+      checkpointEvery: c.checkpointEvery,
+      batchSize: c.batchSize,
+      // One step's gradient at a batch size, from its own RNG: the run's random stream is untouched.
+      memoryProbe: (n) => {
+        const r = new Rng(0);
+        const { x, labels } = drawBatch(data, r, n);
+        grads(x, labels!);
+      },
+      step: () => {
+        const { x, labels } = drawBatch(data, rng, c.batchSize);
+        const { value, grads: g, accuracy } = grads(x, labels!);
+        adam.apply(byName(model.params, g));
+        return { loss: value.dataSync()[0]!, accuracy };
+      },
+    });
+    return model;
   });
-  adam.dispose();
-  return model;
 }

@@ -22,12 +22,12 @@ import {
 } from '@diff-instruct/models';
 import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
-import { Adam } from './adam.js';
+import type { Adam } from './adam.js';
 import { type Dataset, drawBatch, oneHot, randomLabels } from './batch.js';
-import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
-import { Ema } from './ema.js';
+import type { StateStore } from './checkpoint.js';
 import { sumOfSquares } from './fused.js';
-import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
+import type { TrainLog, ProgressCallback } from './loop.js';
+import { trainingSession } from './session.js';
 import { byName } from './teacher.js';
 
 /** The generator's objective in step 2 of Algorithm 1; see `DiffInstructConfig.objective`. */
@@ -180,85 +180,71 @@ export interface DiffInstructResult {
  *    stop-gradient surrogate of `iklSurrogate`; neither score network gets a gradient.
  */
 export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstructResult> {
-  const store = stateStoreOf(o, 'diffInstruct');
   const { teacher, generator, config: c } = o;
-  const numClasses = generator.numClasses;
-  if (numClasses !== teacher.config.net.numClasses) {
-    throw new Error(
-      `diffInstruct: the generator has ${numClasses} classes but the teacher has ${teacher.config.net.numClasses}`,
-    );
-  }
-  const shape = generator.outputShape.join(', ');
-  const tShape = sampleShape(teacher.config).join(', ');
-  if (tShape !== shape) {
-    throw new Error(`diffInstruct: the generator makes samples of shape [${shape}] but the teacher expects [${tShape}]`);
-  }
-  // Configs stored before the warm-up existed have no field: no warm-up.
-  const warmup = c.fakeWarmupSteps ?? 0;
-  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`diffInstruct: fakeWarmupSteps must be an integer ≥ 0, got ${warmup}`);
-  // Configs stored before the objective existed have no field: Diff-Instruct's IKL.
-  const objective = c.objective ?? 'ikl';
-  if (!GENERATOR_OBJECTIVES.includes(objective)) {
-    throw new Error(`diffInstruct: unknown objective ${JSON.stringify(objective)}; use ${GENERATOR_OBJECTIVES.map((v) => `'${v}'`).join(' or ')}`);
-  }
-  const sidAlpha = c.sidAlpha ?? 1.2;
-  if (!Number.isFinite(sidAlpha)) throw new Error(`diffInstruct: sidAlpha must be a finite number, got ${sidAlpha}`);
-  // Configs stored before the real-data term existed have no field: data-free.
-  const realWeight = c.realDataWeight ?? 0;
-  const discWeight = c.realDataDiscriminatorWeight ?? DIFF_INSTRUCT_DEFAULTS.realDataDiscriminatorWeight;
-  if (!(Number.isFinite(realWeight) && realWeight >= 0)) throw new Error(`diffInstruct: realDataWeight must be a finite number ≥ 0, got ${realWeight}`);
-  if (realWeight > 0) {
-    if (!(Number.isFinite(discWeight) && discWeight >= 0)) {
-      throw new Error(`diffInstruct: realDataDiscriminatorWeight must be a finite number ≥ 0, got ${discWeight}`);
+  const runConfig = { teacher: teacher.config, generator: generator.config, train: c };
+  // States written before these settings existed ran with these values.
+  const added = {
+    'train.lrSchedule': 'constant',
+    'train.fakeWarmupSteps': 0,
+    'train.objective': 'ikl',
+    'train.sidAlpha': 1.2,
+    'train.realDataWeight': 0,
+    'train.realDataDiscriminatorWeight': DIFF_INSTRUCT_DEFAULTS.realDataDiscriminatorWeight,
+    'train.realDataHeadWidth': DIFF_INSTRUCT_DEFAULTS.realDataHeadWidth,
+  };
+  return trainingSession({ who: 'diffInstruct', kind: 'diff-instruct', options: o, config: runConfig, added }, async (s) => {
+    const numClasses = generator.numClasses;
+    if (numClasses !== teacher.config.net.numClasses) {
+      throw new Error(
+        `diffInstruct: the generator has ${numClasses} classes but the teacher has ${teacher.config.net.numClasses}`,
+      );
     }
-    checkRealData(o.realData, generator);
-  }
-  const fake = o.fake ?? cloneModel(teacher);
-  // The discriminator head of the real-data term, on the fake score's features (DMD2).
-  const head: Params | null = realWeight > 0 ? newHead(fake, generator, c.realDataHeadWidth ?? DIFF_INSTRUCT_DEFAULTS.realDataHeadWidth, o.rng) : null;
-  const optH = head ? new Adam(head, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 }) : null;
-  const optG = new Adam(generator.params, {
-    lr: c.lrGenerator,
-    beta1: c.beta1,
-    beta2: c.beta2,
-    clipNorm: c.clipNorm > 0 ? c.clipNorm : undefined,
-  });
-  const optF = new Adam(fake.params, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 });
-  const ema = new Ema(generator.params, c.emaHalfLife);
-  try {
-    const runConfig = { teacher: teacher.config, generator: generator.config, train: c };
-    const groups = {
-      generator: generator.params,
-      fake: fake.params,
-      ema: ema.shadow,
-      'adamG.m': optG.m,
-      'adamG.v': optG.v,
-      'adamF.m': optF.m,
-      'adamF.v': optF.v,
-      ...(head && optH ? { head, 'adamH.m': optH.m, 'adamH.v': optH.v } : {}),
-    };
-    const resumed = resumeTraining({
-      resume: o.resume,
-      store,
-      kind: 'diff-instruct',
-      config: runConfig,
-      // States written before these settings existed ran with these values.
-      added: {
-        'train.lrSchedule': 'constant',
-        'train.fakeWarmupSteps': 0,
-        'train.objective': 'ikl',
-        'train.sidAlpha': 1.2,
-        'train.realDataWeight': 0,
-        'train.realDataDiscriminatorWeight': DIFF_INSTRUCT_DEFAULTS.realDataDiscriminatorWeight,
-        'train.realDataHeadWidth': DIFF_INSTRUCT_DEFAULTS.realDataHeadWidth,
-      },
-      groups,
-      log: o.log,
+    const shape = generator.outputShape.join(', ');
+    const tShape = sampleShape(teacher.config).join(', ');
+    if (tShape !== shape) {
+      throw new Error(`diffInstruct: the generator makes samples of shape [${shape}] but the teacher expects [${tShape}]`);
+    }
+    // Configs stored before the warm-up existed have no field: no warm-up.
+    const warmup = c.fakeWarmupSteps ?? 0;
+    if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`diffInstruct: fakeWarmupSteps must be an integer ≥ 0, got ${warmup}`);
+    // Configs stored before the objective existed have no field: Diff-Instruct's IKL.
+    const objective = c.objective ?? 'ikl';
+    if (!GENERATOR_OBJECTIVES.includes(objective)) {
+      throw new Error(`diffInstruct: unknown objective ${JSON.stringify(objective)}; use ${GENERATOR_OBJECTIVES.map((v) => `'${v}'`).join(' or ')}`);
+    }
+    const sidAlpha = c.sidAlpha ?? 1.2;
+    if (!Number.isFinite(sidAlpha)) throw new Error(`diffInstruct: sidAlpha must be a finite number, got ${sidAlpha}`);
+    // Configs stored before the real-data term existed have no field: data-free.
+    const realWeight = c.realDataWeight ?? 0;
+    const discWeight = c.realDataDiscriminatorWeight ?? DIFF_INSTRUCT_DEFAULTS.realDataDiscriminatorWeight;
+    if (!(Number.isFinite(realWeight) && realWeight >= 0)) throw new Error(`diffInstruct: realDataWeight must be a finite number ≥ 0, got ${realWeight}`);
+    if (realWeight > 0) {
+      if (!(Number.isFinite(discWeight) && discWeight >= 0)) {
+        throw new Error(`diffInstruct: realDataDiscriminatorWeight must be a finite number ≥ 0, got ${discWeight}`);
+      }
+      checkRealData(o.realData, generator);
+    }
+    // The fake score: the caller's, or a copy of the teacher that the caller gets back (freed if the run throws).
+    const fake = o.fake ?? s.ownOnFailure(cloneModel(teacher), disposeModel);
+    // The discriminator head of the real-data term, on the fake score's features (DMD2); the session's own.
+    const head: Params | null =
+      realWeight > 0 ? s.own(newHead(fake, generator, c.realDataHeadWidth ?? DIFF_INSTRUCT_DEFAULTS.realDataHeadWidth, o.rng), (h) => tf.dispose(Object.values(h))) : null;
+    s.group('generator', generator.params);
+    s.group('fake', fake.params);
+    const ema = s.ema('ema', generator.params, c.emaHalfLife);
+    const optG = s.adam('generator', 'adamG', generator.params, {
+      lr: c.lrGenerator,
+      beta1: c.beta1,
+      beta2: c.beta2,
+      clipNorm: c.clipNorm > 0 ? c.clipNorm : undefined,
     });
-    const rng = resumed?.rng ?? o.rng;
-    optG.t = resumed?.optimizerSteps.generator ?? 0;
-    optF.t = resumed?.optimizerSteps.fake ?? 0;
-    if (optH) optH.t = resumed?.optimizerSteps.head ?? 0;
+    const optF = s.adam('fake', 'adamF', fake.params, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 });
+    let optH: Adam | null = null;
+    if (head) {
+      s.group('head', head);
+      optH = s.adam('head', 'adamH', head, { lr: c.lrFake, beta1: c.beta1, beta2: c.beta2 });
+    }
+    const { rng } = s.restore();
     const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
     const fakeVars = Object.values(fake.params);
     const genVars = Object.values(generator.params);
@@ -328,16 +314,10 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
         return losses;
       });
 
-    await runLoop({
-      phase: 'diff-instruct',
+    await s.run({
       totalSteps: warmup + c.steps,
-      startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: store?.name,
-      onProgress: o.onProgress,
-      log: o.log,
       batchSize: c.batchSize,
-      heapCeilingBytes: o.heapCeilingBytes,
       // Both gradients at a batch size, from their own RNG: the run's random stream is untouched.
       memoryProbe: (n) => {
         const r = new Rng(0);
@@ -371,38 +351,18 @@ export async function diffInstruct(o: DiffInstructOptions): Promise<DiffInstruct
           generatorGradNorm: gradNorm,
         };
       },
-      checkpoint: (step) => {
-        if (store) {
-          writeTrainState(
-            store,
-            groups,
-            {
-              kind: 'diff-instruct',
-              step,
-              rng: rng.state(),
-              optimizerSteps: { generator: optG.t, fake: optF.t, ...(optH ? { head: optH.t } : {}) },
-              config: runConfig,
-            },
-          );
-        }
-        if (o.onCheckpoint) {
-          const m = emaModel();
+      onCheckpoint: (step) => {
+        if (!o.onCheckpoint) return;
+        const m = emaModel();
+        try {
           o.onCheckpoint(step, m);
+        } finally {
           disposeModel(m);
         }
       },
     });
     return { generator, ema: emaModel(), fake };
-  } catch (e) {
-    if (!o.fake) disposeModel(fake);
-    throw e;
-  } finally {
-    optG.dispose();
-    optF.dispose();
-    optH?.dispose();
-    if (head) tf.dispose(Object.values(head));
-    ema.dispose();
-  }
+  });
 }
 
 /** The real data must exist and look like the generator's samples. */

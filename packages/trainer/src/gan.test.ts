@@ -3,32 +3,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { createGenerator, createStyleGan2Discriminator, dense, disposeModel, type GeneratorModel } from '@diff-instruct/models';
+import {
+  createGenerator,
+  createStyleGan2Discriminator,
+  disposeModel,
+  type GeneratorConfig,
+  type GeneratorModel,
+  type StyleGan2DiscriminatorConfig,
+} from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
-import { GAN_DEFAULTS, type DiscriminatorModel } from './gan.js';
+import { decodeTrainState, memoryStateStore } from './checkpoint.js';
+import { GAN_DEFAULTS, type GanConfig } from './gan.js';
 import { trainGan } from './node.js';
+import { committedFile, compareGroup, mlpDiscriminator, mlpGenerator } from './trainer.fixtures.js';
 
-/** A small MLP discriminator on vectors (2 → 32 → 32 → 1, leaky ReLU written for second order). */
-function mlpDiscriminator(seed: number): DiscriminatorModel {
-  const rng = new Rng(seed);
-  const v = (shape: number[], std: number) => tf.variable(tf.tensor(rng.normal(shape.reduce((a, b) => a * b, 1)).map((x) => x * std), shape));
-  const params = { 'd.w0': v([2, 32], 0.7), 'd.b0': v([32], 0), 'd.w1': v([32, 32], 0.18), 'd.b1': v([32], 0), 'd.w2': v([32, 1], 0.18), 'd.b2': v([1], 0) };
-  const act = (x: tf.Tensor) => tf.mul(x, tf.add(tf.mul(tf.step(x), 0.8), 0.2));
-  return {
-    config: { kind: 'test-mlp' },
-    params,
-    logits: (x) =>
-      tf.tidy(() => {
-        let h = act(dense(x as tf.Tensor2D, params['d.w0'] as tf.Tensor2D, params['d.b0'] as tf.Tensor1D)) as tf.Tensor2D;
-        h = act(dense(h, params['d.w1'] as tf.Tensor2D, params['d.b1'] as tf.Tensor1D)) as tf.Tensor2D;
-        return dense(h, params['d.w2'] as tf.Tensor2D, params['d.b2'] as tf.Tensor1D).reshape([-1]) as tf.Tensor1D;
-      }),
-  };
-}
-
-const mlpGenerator = (seed: number): GeneratorModel => createGenerator({ kind: 'mlp-generator', latentDim: 2, outDim: 2, hidden: [32, 32], numClasses: 0 }, new Rng(seed));
 const values = (ps: Record<string, tf.Variable>) => Object.values(ps).map((p) => Array.from(p.dataSync()));
 
 /** Data: N((2, −1), 0.3²). */
@@ -98,5 +88,47 @@ describe('trainGan (non-saturating loss, lazy R1, EMA)', () => {
     expect(tf.memory().numTensors).toBe(before);
     await expect(trainGan({ generator: g, discriminator: d, data: { ...images, labels: undefined }, config: GAN_DEFAULTS, rng: new Rng(4) })).rejects.toThrow(/generator has 2 classes but the dataset has no labels/);
     await expect(trainGan({ generator: g, discriminator: d, data: { ...images, sampleShape: [8, 8, 1].reverse() }, config: GAN_DEFAULTS, rng: new Rng(4) })).rejects.toThrow(/samples of shape \[1, 8, 8\] but the generator makes \[8, 8, 1\]/);
+  });
+
+  it('resumes the committed MNIST GAN state (checkpoints/mnist/gan) and trains one more step', async () => {
+    const bytes = committedFile('checkpoints/mnist/gan/gan-state.safetensors');
+    const state = decodeTrainState(bytes, 'gan-state.safetensors', 'gan');
+    const config = state.info.config as { generator: GeneratorConfig; discriminator: StyleGan2DiscriminatorConfig; train: GanConfig };
+    const done = state.info.step;
+    // Fresh weights: all of them must come from the file.
+    const generator = createGenerator(config.generator, new Rng(0));
+    const discriminator = createStyleGan2Discriminator(config.discriminator, new Rng(1));
+    const data = { data: new Rng(2).uniform(64 * 32 * 32, -1, 1), sampleShape: [32, 32, 1] };
+    const store = memoryStateStore('gan-state.safetensors');
+    store.bytes = bytes;
+    const run = (steps: number, onProgress?: (e: { step: number }) => void) =>
+      trainGan({ generator, discriminator, data, config: { ...config.train, steps }, rng: new Rng(0), stateStore: store, resume: true, heapCeilingBytes: Infinity, onProgress });
+
+    // Nothing left to do at the stored step: the run only loads the state. Its weights are the file's.
+    const loaded = await run(done);
+    expect(compareGroup(generator.params, state, 'generator')).toEqual({ unmatched: [], maxAbsDiff: 0 });
+    expect(compareGroup(discriminator.params, state, 'discriminator')).toEqual({ unmatched: [], maxAbsDiff: 0 });
+    expect(compareGroup(loaded.ema.params, state, 'ema')).toEqual({ unmatched: [], maxAbsDiff: 0 });
+    expect(store.bytes).toBe(bytes); // and it wrote nothing
+    disposeModel(loaded.ema);
+
+    // One step more continues the count: step, both Adam steps and the RNG move on from the file's.
+    const steps: number[] = [];
+    disposeModel((await run(done + 1, (e) => steps.push(e.step))).ema);
+    expect(steps).toEqual([done + 1]);
+    const after = decodeTrainState(store.bytes!, 'gan-state.safetensors', 'gan');
+    expect(after.info.step).toBe(done + 1);
+    expect(after.info.optimizerSteps).toEqual({ generator: state.info.optimizerSteps.generator! + 1, discriminator: state.info.optimizerSteps.discriminator! + 1 });
+    expect(after.info.rng).not.toEqual(state.info.rng);
+    // One Adam step (β = (0.5, 0.99)) from the file's weights moves each by at most ~10·lr.
+    for (const [model, prefix, lr] of [[generator, 'generator', config.train.lrG], [discriminator, 'discriminator', config.train.lrD]] as const) {
+      expect(compareGroup(model.params, after, prefix).maxAbsDiff).toBe(0); // the state written is the model's own weights
+      const step = compareGroup(model.params, state, prefix);
+      expect(step.unmatched).toEqual([]);
+      expect(step.maxAbsDiff).toBeGreaterThan(0);
+      expect(step.maxAbsDiff).toBeLessThan(11 * lr);
+    }
+    disposeModel(generator);
+    disposeModel(discriminator);
   });
 });

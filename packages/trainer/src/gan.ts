@@ -1,12 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { cloneParams, generatorFromParams, type GeneratorModel, type Params } from '@diff-instruct/models';
+import { cloneParams, disposeModel, generatorFromParams, type GeneratorModel, type Params } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 
-import { Adam } from './adam.js';
 import { drawBatch, oneHot, randomLabels, type Dataset } from './batch.js';
-import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
-import { Ema } from './ema.js';
-import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
+import type { StateStore } from './checkpoint.js';
+import type { TrainLog, ProgressCallback } from './loop.js';
+import { trainingSession } from './session.js';
 import { byName } from './teacher.js';
 
 /** A discriminator: plain data (config, params) and its logit function. */
@@ -92,26 +91,23 @@ const softplus = (x: tf.Tensor) => tf.softplus(x);
  * Conditional when the generator has classes: real samples carry their labels, fakes random ones.
  */
 export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
-  const store = stateStoreOf(o, 'trainGan');
   const { generator: G, discriminator: D, data, config: c } = o;
-  const k = G.numClasses;
-  if (k > 0 && (!data.labels || data.numClasses !== k)) {
-    throw new Error(`trainGan: the generator has ${k} classes but the dataset has ${data.labels ? `${data.numClasses} classes` : 'no labels'}`);
-  }
-  const shape = G.outputShape.join(', ');
-  if (data.sampleShape.join(', ') !== shape) {
-    throw new Error(`trainGan: the data has samples of shape [${data.sampleShape.join(', ')}] but the generator makes [${shape}]`);
-  }
-  const optG = new Adam(G.params, { lr: c.lrG, beta1: c.beta1, beta2: c.beta2 });
-  const optD = new Adam(D.params, { lr: c.lrD, beta1: c.beta1, beta2: c.beta2 });
-  const ema = new Ema(G.params, c.emaHalfLife);
-  try {
-    const runConfig = { generator: G.config, discriminator: D.config, train: c };
-    const groups = { generator: G.params, discriminator: D.params, ema: ema.shadow, 'adamG.m': optG.m, 'adamG.v': optG.v, 'adamD.m': optD.m, 'adamD.v': optD.v };
-    const resumed = resumeTraining({ resume: o.resume, store, kind: 'gan', config: runConfig, groups, log: o.log });
-    const rng = resumed?.rng ?? o.rng;
-    optG.t = resumed?.optimizerSteps.generator ?? 0;
-    optD.t = resumed?.optimizerSteps.discriminator ?? 0;
+  const runConfig = { generator: G.config, discriminator: D.config, train: c };
+  return trainingSession({ who: 'trainGan', kind: 'gan', options: o, config: runConfig }, async (s) => {
+    const k = G.numClasses;
+    if (k > 0 && (!data.labels || data.numClasses !== k)) {
+      throw new Error(`trainGan: the generator has ${k} classes but the dataset has ${data.labels ? `${data.numClasses} classes` : 'no labels'}`);
+    }
+    const shape = G.outputShape.join(', ');
+    if (data.sampleShape.join(', ') !== shape) {
+      throw new Error(`trainGan: the data has samples of shape [${data.sampleShape.join(', ')}] but the generator makes [${shape}]`);
+    }
+    s.group('generator', G.params);
+    s.group('discriminator', D.params);
+    const ema = s.ema('ema', G.params, c.emaHalfLife);
+    const optG = s.adam('generator', 'adamG', G.params, { lr: c.lrG, beta1: c.beta1, beta2: c.beta2 });
+    const optD = s.adam('discriminator', 'adamD', D.params, { lr: c.lrD, beta1: c.beta1, beta2: c.beta2 });
+    const { rng } = s.restore();
     const gVars = Object.values(G.params);
     const dVars = Object.values(D.params);
 
@@ -149,16 +145,10 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
     const emaModel = () => generatorFromParams(G.config, cloneParams(ema.shadow));
     let lastR1 = 0;
 
-    await runLoop({
-      phase: 'gan',
+    await s.run({
       totalSteps: c.steps,
-      startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: store?.name,
-      onProgress: o.onProgress,
-      log: o.log,
       batchSize: c.batchSize,
-      heapCeilingBytes: o.heapCeilingBytes,
       // Both steps at a batch size (R1 included), from their own RNG: the run's stream is untouched.
       memoryProbe: (n) => {
         const r = new Rng(0);
@@ -184,27 +174,16 @@ export async function trainGan(o: TrainGanOptions): Promise<TrainGanResult> {
         // lossD: the logistic loss without the R1 term; r1: E‖∇ₓD(x)‖² at the last R1 step.
         return { lossD, lossG: value.dataSync()[0]!, r1: lastR1 };
       },
-      checkpoint: (step) => {
-        if (store) {
-          writeTrainState(store, groups, {
-            kind: 'gan',
-            step,
-            rng: rng.state(),
-            optimizerSteps: { generator: optG.t, discriminator: optD.t },
-            config: runConfig,
-          });
-        }
-        if (o.onCheckpoint) {
-          const m = emaModel();
+      onCheckpoint: (step) => {
+        if (!o.onCheckpoint) return;
+        const m = emaModel();
+        try {
           o.onCheckpoint(step, m);
-          for (const v of Object.values(m.params)) v.dispose();
+        } finally {
+          disposeModel(m);
         }
       },
     });
     return { generator: G, ema: emaModel(), discriminator: D };
-  } finally {
-    optG.dispose();
-    optD.dispose();
-    ema.dispose();
-  }
+  });
 }

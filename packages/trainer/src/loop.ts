@@ -88,6 +88,8 @@ export interface LoopOptions {
    * Computes one step's forward and backward passes at a batch size without changing any state.
    * On the wasm backend (or whenever `heapCeilingBytes` is finite) the loop estimates the step's peak
    * memory from it at `batchSize` and refuses to start a run that would not fit under the ceiling.
+   * Without `batchSize`, the step's size is not the loop's to choose (a renderer's views): the probe
+   * is called once, as a whole step, and measured as it is.
    */
   memoryProbe?: (batchSize: number) => void;
   batchSize?: number;
@@ -113,9 +115,9 @@ export async function runLoop(o: LoopOptions): Promise<void> {
   const logEvery = o.logEvery ?? 10;
   const memoryLimit = o.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
   const checkHeap = o.heapCeilingBytes !== undefined ? Number.isFinite(o.heapCeilingBytes) : tf.getBackend() === 'wasm';
-  if (o.memoryProbe && o.batchSize !== undefined && checkHeap) {
-    const estimate = await estimateStepBytes(o.memoryProbe, o.batchSize);
-    const problem = heapCeilingProblem(o.phase, estimate, o.heapCeilingBytes);
+  if (o.memoryProbe && checkHeap) {
+    const estimate = await estimateStepBytes(o.memoryProbe, o.batchSize ?? 1);
+    const problem = heapCeilingProblem(o.phase, estimate, o.heapCeilingBytes, o.batchSize === undefined);
     if (problem) throw new HeapCeilingError(problem, estimate);
   }
   const t0 = performance.now();

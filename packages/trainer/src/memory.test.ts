@@ -3,14 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
-import { createDenoiser, disposeModel, tweedieGenerator } from '@diff-instruct/models';
+import { createClassifier, createDenoiser, disposeModel, tweedieGenerator } from '@diff-instruct/models';
 import { Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
+import { CLASSIFIER_DEFAULTS } from './classifier.js';
 import { DIFF_INSTRUCT_DEFAULTS } from './diffInstruct.js';
 import { HeapCeilingError, TrainingError } from './loop.js';
 import { WASM_HEAP_CEILING_BYTES, estimateStepBytes, heapCeilingProblem } from './memory.js';
-import { diffInstruct, trainTeacher } from './node.js';
+import { diffInstruct, scoreDistill, trainClassifier, trainTeacher } from './node.js';
+import { SCORE_DISTILL_DEFAULTS } from './scoreDistill.js';
 import { TEACHER_DEFAULTS } from './teacher.js';
 
 const teacherOf = (seed: number) =>
@@ -101,6 +103,36 @@ describe('the heap-ceiling refusal of the trainers', () => {
     disposeModel((await trainTeacher({ model: a, data, config: cfg, rng: new Rng(4), heapCeilingBytes: WASM_HEAP_CEILING_BYTES })).ema);
     disposeModel((await trainTeacher({ model: b, data, config: cfg, rng: new Rng(4), heapCeilingBytes: Infinity })).ema);
     expect(weights(a)).toEqual(weights(b));
+  });
+
+  it('trainClassifier and scoreDistill refuse too (they had no check); scoreDistill, whose renderer sets the step size, names no batch', async () => {
+    const model = createClassifier({ kind: 'lenet', resolution: 8, channels: 1, numClasses: 3, featureDim: 8 }, new Rng(1));
+    const images = { data: new Rng(2).uniform(32 * 64, -1, 1), labels: Int32Array.from({ length: 32 }, (_, i) => i % 3), numClasses: 3, sampleShape: [8, 8, 1] };
+    const before = weights(model);
+    await expect(
+      trainClassifier({ model, data: images, config: { ...CLASSIFIER_DEFAULTS, steps: 1, batchSize: 16 }, rng: new Rng(3), heapCeilingBytes: 0 }),
+    ).rejects.toThrow(/^classifier: one step at batch 16 needs an estimated .* Nothing was trained/);
+    expect(weights(model)).toEqual(before);
+
+    const x = tf.variable(tf.tensor2d([[0.4, 0.3, -0.2]]));
+    const teacher = createDenoiser({ kind: 'edm', sigmaData: 1, net: { kind: 'mlp', dim: 3, hidden: [8], embedDim: 4, numClasses: 0 } }, new Rng(4));
+    for (const mode of ['sds', 'vsd'] as const) {
+      const err = (await scoreDistill({
+        params: { x },
+        render: () => ({ x0: tf.tile(x, [4, 1]) }),
+        teacher,
+        config: { ...SCORE_DISTILL_DEFAULTS, mode, steps: 1 },
+        rng: new Rng(5),
+        heapCeilingBytes: 0,
+      }).catch((e: unknown) => e)) as HeapCeilingError;
+      expect(err).toBeInstanceOf(HeapCeilingError);
+      expect(err.message).toMatch(/^score-distill: one step needs an estimated .* Nothing was trained. To fix it, make each step smaller \(fewer views or samples per step\)/);
+      expect(err.estimate.bytes).toBeGreaterThan(0);
+    }
+    expect(Array.from(x.dataSync())).toEqual([expect.closeTo(0.4, 6), expect.closeTo(0.3, 6), expect.closeTo(-0.2, 6)]);
+    x.dispose();
+    disposeModel(model);
+    disposeModel(teacher);
   });
 
   it('estimates the peak of a real step to within 25%', async () => {

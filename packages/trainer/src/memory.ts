@@ -52,9 +52,19 @@ export function formatBytes(b: number): string {
 /**
  * Why a run cannot start on the wasm backend, or null when its estimated step fits under the
  * heap ceiling. The message names the need, its parts, the largest batch that fits and the fix.
+ * `fixedSize`: the step's size is not a batch size of the run's (a renderer's views), so the
+ * message names the need and the fix without one.
  */
-export function heapCeilingProblem(phase: string, e: StepMemoryEstimate, ceilingBytes = WASM_HEAP_CEILING_BYTES): string | null {
+export function heapCeilingProblem(phase: string, e: StepMemoryEstimate, ceilingBytes = WASM_HEAP_CEILING_BYTES, fixedSize = false): string | null {
   if (e.bytes <= ceilingBytes) return null;
+  if (fixedSize) {
+    return (
+      `${phase}: one step needs an estimated ${formatBytes(e.bytes)} of tensor memory (weights, optimiser state, gradients and the step's activations), ` +
+      `over the ${formatBytes(ceilingBytes)} ceiling of the wasm heap, beyond which allocations corrupt memory silently. ` +
+      'Nothing was trained. To fix it, make each step smaller (fewer views or samples per step) or the model smaller, ' +
+      'or install @tensorflow/tfjs-node, whose backend has no such ceiling'
+    );
+  }
   const fits = e.perSampleBytes > 0 ? Math.floor((ceilingBytes - e.fixedBytes) / e.perSampleBytes) : 0;
   const fix =
     fits >= 1

@@ -3,10 +3,11 @@ import { annealRange, dsmLoss, sdsLoss, vsdLoss, type ScoreModel, type SdsLossAr
 import { cloneModel, disposeModel, type DenoiserModel } from '@diff-instruct/models';
 import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
-import { Adam } from './adam.js';
-import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
+import type { Adam } from './adam.js';
+import type { StateStore } from './checkpoint.js';
 import { sumOfSquares } from './fused.js';
-import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
+import type { TrainLog, ProgressCallback } from './loop.js';
+import { trainingSession } from './session.js';
 import { byName } from './teacher.js';
 
 /** Settings of {@link scoreDistill}. Plain JSON; every default says why. */
@@ -119,6 +120,12 @@ export interface ScoreDistillOptions {
   log?: TrainLog;
   /** Called after each checkpoint (and the last step) with the step, e.g. to evaluate the field. */
   onCheckpoint?: (step: number) => void;
+  /**
+   * Refuse to start when one step's estimated tensor memory (a render, the teacher, the gradients;
+   * the fake's step too for VSD) exceeds this. Default: the wasm heap's ceiling (3.8 GiB) on the
+   * wasm backend; no check on other backends; Infinity: no check.
+   */
+  heapCeilingBytes?: number;
 }
 
 export interface ScoreDistillResult {
@@ -142,32 +149,33 @@ function isDenoiserModel(m: DenoiserModel | ScoreModel): m is DenoiserModel {
  * The noise range can be annealed (`range` → `rangeEnd`); neither score model gets a gradient.
  */
 export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistillResult> {
-  const store = stateStoreOf(o, 'scoreDistill');
   const { params, config: c } = o;
-  if (c.mode !== 'sds' && c.mode !== 'vsd') throw new Error(`scoreDistill: unknown mode ${JSON.stringify(c.mode)}; use 'sds' or 'vsd'`);
-  if (Object.keys(params).length === 0) throw new Error('scoreDistill: params is empty; pass the variables of your field');
-  if (!(c.steps >= 0 && Number.isInteger(c.steps))) throw new Error(`scoreDistill: steps must be a non-negative integer, got ${c.steps}`);
-  if (!(c.lr > 0)) throw new Error(`scoreDistill: lr must be > 0, got ${c.lr}`);
-  if (c.rangeEnd !== null && c.range === null) {
-    throw new Error('scoreDistill: rangeEnd anneals from range; set range too (e.g. [0.02, 80] for a denoiser teacher)');
-  }
   const teacherModel = isDenoiserModel(o.teacher) ? o.teacher : undefined;
-  const teacher: ScoreModel = teacherModel ? { denoiser: teacherModel.denoise } : o.teacher as ScoreModel;
   const vsd = c.mode === 'vsd';
-  if (vsd && !o.fake && !teacherModel) {
-    throw new Error('scoreDistill: VSD needs a fake score; pass fake (a DenoiserModel), or pass the teacher as a DenoiserModel to start the fake as its copy');
-  }
-  const fake = vsd ? (o.fake ?? cloneModel(teacherModel!)) : undefined;
-  const optP = new Adam(params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2, clipNorm: c.clipNorm > 0 ? c.clipNorm : undefined });
-  const optF = fake ? new Adam(fake.params, { lr: c.lrFake, beta1: c.betaFake1, beta2: c.betaFake2 }) : undefined;
-  try {
-    const runConfig = { teacher: teacherModel?.config ?? null, fake: fake?.config ?? null, train: c };
-    const groups: Record<string, Record<string, tf.Variable>> = { params, 'adam.m': optP.m, 'adam.v': optP.v };
-    if (fake && optF) Object.assign(groups, { fake: fake.params, 'adamF.m': optF.m, 'adamF.v': optF.v });
-    const resumed = resumeTraining({ resume: o.resume, store, kind: 'score-distill', config: runConfig, groups, log: o.log });
-    const rng = resumed?.rng ?? o.rng;
-    optP.t = resumed?.optimizerSteps.params ?? 0;
-    if (optF) optF.t = resumed?.optimizerSteps.fake ?? 0;
+  // The fake's config: the caller's fake, or the teacher it starts as a copy of.
+  const runConfig = { teacher: teacherModel?.config ?? null, fake: vsd ? ((o.fake ?? teacherModel)?.config ?? null) : null, train: c };
+  return trainingSession({ who: 'scoreDistill', kind: 'score-distill', options: o, config: runConfig }, async (s) => {
+    if (c.mode !== 'sds' && c.mode !== 'vsd') throw new Error(`scoreDistill: unknown mode ${JSON.stringify(c.mode)}; use 'sds' or 'vsd'`);
+    if (Object.keys(params).length === 0) throw new Error('scoreDistill: params is empty; pass the variables of your field');
+    if (!(c.steps >= 0 && Number.isInteger(c.steps))) throw new Error(`scoreDistill: steps must be a non-negative integer, got ${c.steps}`);
+    if (!(c.lr > 0)) throw new Error(`scoreDistill: lr must be > 0, got ${c.lr}`);
+    if (c.rangeEnd !== null && c.range === null) {
+      throw new Error('scoreDistill: rangeEnd anneals from range; set range too (e.g. [0.02, 80] for a denoiser teacher)');
+    }
+    const teacher: ScoreModel = teacherModel ? { denoiser: teacherModel.denoise } : (o.teacher as ScoreModel);
+    if (vsd && !o.fake && !teacherModel) {
+      throw new Error('scoreDistill: VSD needs a fake score; pass fake (a DenoiserModel), or pass the teacher as a DenoiserModel to start the fake as its copy');
+    }
+    // VSD's fake score: the caller's, or a copy of the teacher that the caller gets back (freed if the run throws).
+    const fake = vsd ? (o.fake ?? s.ownOnFailure(cloneModel(teacherModel!), disposeModel)) : undefined;
+    s.group('params', params);
+    const optP = s.adam('params', 'adam', params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2, clipNorm: c.clipNorm > 0 ? c.clipNorm : undefined });
+    let optF: Adam | undefined;
+    if (fake) {
+      s.group('fake', fake.params);
+      optF = s.adam('fake', 'adamF', fake.params, { lr: c.lrFake, beta1: c.betaFake1, beta2: c.betaFake2 });
+    }
+    const { rng } = s.restore();
     const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
     const paramVars = Object.values(params);
     const fakeVars = fake ? Object.values(fake.params) : [];
@@ -180,34 +188,55 @@ export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistill
       if (c.rangeEnd === null) return c.range;
       return annealRange((i - 1) / Math.max(1, c.steps), { from: c.range, to: c.rangeEnd, start: c.annealStart, end: c.annealEnd });
     };
+    // θ's gradient at step i: the SDS (A.11) or VSD (3.2) gradient at x0 = render(i, r). With a VSD
+    // fake, also the renders, kept past the gradient's scope for the fake's step (the caller frees them).
+    const paramGrads = (i: number, r: Rng, range: [number, number] | undefined) => {
+      let kept: Rendered | undefined;
+      const out = tf.variableGrads(() => {
+        const rendered = o.render(i, r);
+        if (fake) kept = { x0: tf.keep(rendered.x0), label: rendered.label && tf.keep(rendered.label) };
+        const args: SdsLossArgs = {
+          x0: rendered.x0,
+          teacher,
+          rng: r,
+          label: rendered.label,
+          weighting: c.weighting,
+          clip,
+          ...(c.guidanceScale !== null ? { guidanceScale: c.guidanceScale } : {}),
+          ...(range === undefined ? {} : denoiserTeacher ? { sigmaRange: range } : { tRange: range }),
+        };
+        return fake ? vsdLoss({ ...args, fake: { denoiser: fake.denoise }, fakeLabel: rendered.label }).loss : sdsLoss(args).loss;
+      }, paramVars);
+      return { ...out, kept };
+    };
+    // The fake's DSM (eq. 2.2) gradient on renders x0, detached.
+    const fakeGrads = (f: DenoiserModel, x0: tf.Tensor, label: tf.Tensor2D | undefined, r: Rng) => {
+      const sigma = tf.tensor1d(sigmas.sample(r, x0.shape[0]!));
+      const noise = r.normalTensor(x0.shape);
+      const denoiser = f.withDropout ? f.withDropout(r) : f.denoise;
+      return tf.variableGrads(() => dsmLoss({ denoiser, x0, sigma, noise, label, sigmaData: f.config.sigmaData }), fakeVars);
+    };
 
-    await runLoop({
-      phase: 'score-distill',
+    await s.run({
       totalSteps: c.steps,
-      startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: store?.name,
-      onProgress: o.onProgress,
-      log: o.log,
+      // No batch size: the renderer decides how many views a step has. The probe is one whole step
+      // (render 0, as the doc of `render` says) from an Rng of its own, so the run's stream is untouched.
+      memoryProbe: () => {
+        const r = new Rng(0);
+        const { kept } = paramGrads(0, r, rangeAt(1));
+        if (fake && kept) {
+          try {
+            fakeGrads(fake, kept.x0, kept.label, r);
+          } finally {
+            tf.dispose([kept.x0, ...(kept.label ? [kept.label] : [])]);
+          }
+        }
+      },
       step: (i) => {
         const range = rangeAt(i);
         // Step 1: θ ← θ − Adam(∂x0/∂θ · g), g the SDS (A.11) or VSD (3.2) gradient at x0 = render.
-        let kept: Rendered | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const r = o.render(i, rng);
-          if (fake) kept = { x0: tf.keep(r.x0), label: r.label && tf.keep(r.label) };
-          const args: SdsLossArgs = {
-            x0: r.x0,
-            teacher,
-            rng,
-            label: r.label,
-            weighting: c.weighting,
-            clip,
-            ...(c.guidanceScale !== null ? { guidanceScale: c.guidanceScale } : {}),
-            ...(range === undefined ? {} : denoiserTeacher ? { sigmaRange: range } : { tRange: range }),
-          };
-          return fake ? vsdLoss({ ...args, fake: { denoiser: fake.denoise }, fakeLabel: r.label }).loss : sdsLoss(args).loss;
-        }, paramVars);
+        const { value, grads, kept } = paramGrads(i, rng, range);
         const gradNorm = Math.sqrt(sumOfSquares(Object.values(grads)));
         optP.apply(byName(params, grads));
         const losses: Record<string, number> = { sdsLoss: value.dataSync()[0]!, gradNorm };
@@ -219,12 +248,7 @@ export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistill
             let fakeLoss = 0;
             for (let k = 0; k < c.fakeStepsPerStep; k++) {
               fakeLoss += tf.tidy(() => {
-                const n = x0.shape[0]!;
-                const sigma = tf.tensor1d(sigmas.sample(rng, n));
-                const noise = rng.normalTensor(x0.shape);
-                const denoiser = fake.withDropout ? fake.withDropout(rng) : fake.denoise;
-                const sigmaData = fake.config.sigmaData;
-                const { value: v, grads: g } = tf.variableGrads(() => dsmLoss({ denoiser, x0, sigma, noise, label, sigmaData }), fakeVars);
+                const { value: v, grads: g } = fakeGrads(fake, x0, label, rng);
                 optF.apply(byName(fake.params, g));
                 return v.dataSync()[0]! / c.fakeStepsPerStep;
               });
@@ -236,21 +260,8 @@ export async function scoreDistill(o: ScoreDistillOptions): Promise<ScoreDistill
         }
         return losses;
       },
-      checkpoint: (step) => {
-        if (store) {
-          const optimizerSteps: Record<string, number> = { params: optP.t };
-          if (optF) optimizerSteps.fake = optF.t;
-          writeTrainState(store, groups, { kind: 'score-distill', step, rng: rng.state(), optimizerSteps, config: runConfig });
-        }
-        o.onCheckpoint?.(step);
-      },
+      onCheckpoint: (step) => o.onCheckpoint?.(step),
     });
     return { params, fake };
-  } catch (e) {
-    if (fake && !o.fake) disposeModel(fake);
-    throw e;
-  } finally {
-    optP.dispose();
-    optF?.dispose();
-  }
+  });
 }

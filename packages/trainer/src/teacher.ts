@@ -3,11 +3,10 @@ import { dsmLoss } from '@diff-instruct/divergences';
 import { cloneParams, denoiserFromParams, disposeModel, sampleShape, type DenoiserModel } from '@diff-instruct/models';
 import { logNormalSigma, Rng } from '@diff-instruct/sde';
 
-import { Adam } from './adam.js';
 import { drawBatch, oneHot, type Dataset } from './batch.js';
-import { type StateStore, resumeTraining, stateStoreOf, writeTrainState } from './checkpoint.js';
-import { Ema } from './ema.js';
-import { runLoop, type TrainLog, type ProgressCallback } from './loop.js';
+import type { StateStore } from './checkpoint.js';
+import type { TrainLog, ProgressCallback } from './loop.js';
+import { trainingSession } from './session.js';
 
 /** Teacher (DSM) training settings. Plain JSON; every default says why. */
 export interface TeacherConfig {
@@ -73,22 +72,19 @@ export interface TrainTeacherResult {
 
 /** Trains a denoiser with the EDM loss, Eq. (2.2) with λ(σ) weighting (Adam, EMA). */
 export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacherResult> {
-  const store = stateStoreOf(o, 'trainTeacher');
   const { model, data, config: c } = o;
-  const numClasses = model.config.net.numClasses;
-  if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
-  const expected = sampleShape(model.config).join('×');
-  if (data.sampleShape.join('×') !== expected) {
-    throw new Error(`trainTeacher: the data has samples of shape [${data.sampleShape.join(', ')}] but the model expects [${expected.split('×').join(', ')}]`);
-  }
-  const adam = new Adam(model.params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2 });
-  const ema = new Ema(model.params, c.emaHalfLife);
-  try {
-    const runConfig = { model: model.config, train: c };
-    const groups = { net: model.params, ema: ema.shadow, 'adam.m': adam.m, 'adam.v': adam.v };
-    const resumed = resumeTraining({ resume: o.resume, store, kind: 'teacher', config: runConfig, groups, log: o.log });
-    const rng = resumed?.rng ?? o.rng;
-    adam.t = resumed?.optimizerSteps.adam ?? 0;
+  const runConfig = { model: model.config, train: c };
+  return trainingSession({ who: 'trainTeacher', kind: 'teacher', options: o, config: runConfig }, async (s) => {
+    const numClasses = model.config.net.numClasses;
+    if (numClasses > 0 && !data.labels) throw new Error('trainTeacher: the model is conditional but the dataset has no labels');
+    const expected = sampleShape(model.config).join('×');
+    if (data.sampleShape.join('×') !== expected) {
+      throw new Error(`trainTeacher: the data has samples of shape [${data.sampleShape.join(', ')}] but the model expects [${expected.split('×').join(', ')}]`);
+    }
+    s.group('net', model.params);
+    const ema = s.ema('ema', model.params, c.emaHalfLife);
+    const adam = s.adam('adam', 'adam', model.params, { lr: c.lr, beta1: c.beta1, beta2: c.beta2 });
+    const { rng } = s.restore();
     const sigmas = logNormalSigma({ pMean: c.pMean, pStd: c.pStd });
     const vars = Object.values(model.params);
     // The EDM loss (eq. 2.2 with λ(σ)) of a batch and its gradient.
@@ -98,16 +94,11 @@ export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacher
       const noise = r.normalTensor(x.shape);
       return tf.variableGrads(() => dsmLoss({ denoiser, x0: x, sigma, noise, label, sigmaData: model.config.sigmaData }), vars);
     };
-    await runLoop({
-      phase: 'teacher',
+    const emaModel = () => denoiserFromParams(model.config, cloneParams(ema.shadow));
+    await s.run({
       totalSteps: c.steps,
-      startStep: resumed?.step ?? 0,
       checkpointEvery: c.checkpointEvery,
-      checkpointHint: store?.name,
-      onProgress: o.onProgress,
-      log: o.log,
       batchSize: c.batchSize,
-      heapCeilingBytes: o.heapCeilingBytes,
       // One step's gradient at a batch size, from its own RNG: the run's random stream is untouched.
       memoryProbe: (n) => {
         const r = new Rng(0);
@@ -126,28 +117,18 @@ export async function trainTeacher(o: TrainTeacherOptions): Promise<TrainTeacher
         ema.update();
         return { loss: value.dataSync()[0]! };
       },
-      checkpoint: (step) => {
-        if (store) {
-          writeTrainState(store, groups, {
-            kind: 'teacher',
-            step,
-            rng: rng.state(),
-            optimizerSteps: { adam: adam.t },
-            config: runConfig,
-          });
-        }
-        if (o.onCheckpoint) {
-          const m = denoiserFromParams(model.config, cloneParams(ema.shadow));
+      onCheckpoint: (step) => {
+        if (!o.onCheckpoint) return;
+        const m = emaModel();
+        try {
           o.onCheckpoint(step, m);
+        } finally {
           disposeModel(m);
         }
       },
     });
-    return { model, ema: denoiserFromParams(model.config, cloneParams(ema.shadow)) };
-  } finally {
-    adam.dispose();
-    ema.dispose();
-  }
+    return { model, ema: emaModel() };
+  });
 }
 
 /** tf.variableGrads keys its result by variable name; map them back to parameter names. */
