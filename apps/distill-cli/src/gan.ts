@@ -43,6 +43,7 @@ export const GAN_FLAGS: Record<string, FlagSpec> = {
   'batch-size': { type: 'int', help: 'batch size' },
   lr: { type: 'number', help: 'Adam learning rate of G and D' },
   gamma: { type: 'number', help: `R1 weight γ (default ${GAN_DEFAULTS.r1Gamma})` },
+  classifier: { type: 'string', help: 'metric classifier .safetensors of the FID curve (default: the committed one)' },
   out: { type: 'string', help: 'run folder (default runs/gan-<dataset>)' },
   ...RUN_FLAGS,
 };
@@ -98,7 +99,7 @@ export async function runGanCommand(argv: readonly string[], io: Io): Promise<nu
   const started = startCommand(argv, GAN_FLAGS, 'distill gan', GAN_HELP, resolveGanConfig, io.stdout);
   if (started === null) return 0;
   const { c, flags, resuming } = started;
-  const classifierPath = committed(c.dataset, 'classifier', false);
+  const classifierPath = flags.classifier !== undefined ? String(flags.classifier) : committed(c.dataset, 'classifier', false);
   const data = loadImageDataset(c.dataset, { split: 'train' });
   const test = loadImageDataset(c.dataset, { split: 'test' });
   const shape = [data.height, data.width, data.channels];
