@@ -97,7 +97,7 @@ export const IMAGES_FLAGS: Record<string, FlagSpec> = {
   'num-samples': { type: 'int', help: 'samples for the table and the .npy files (default 2000)' },
   quick: {
     type: 'boolean',
-    help: `the quick demo's settings: ${QUICK_SETTINGS.steps} steps at lr ${QUICK_SETTINGS.lr}, ${QUICK_SETTINGS.numSamples} samples per row (about 15 min on 2 cores)`,
+    help: `the quick demo's settings: ${QUICK_SETTINGS.steps} steps at lr ${QUICK_SETTINGS.lr}, ${QUICK_SETTINGS.numSamples} samples per row (about 9 min on 2 cores)`,
   },
   out: { type: 'string', help: 'run folder (default runs/images-<dataset>)' },
   json: { type: 'boolean', help: 'print report.json to stdout' },

@@ -20,7 +20,7 @@ Commands:
   images      distil an image teacher into a one-step generator, with FID/IS against the teacher
   gan         train a StyleGAN2 on MNIST or Fashion-MNIST (the GAN that gan-refine improves)
 
-With no command, runs the quick demo (about 15 minutes on 2 cores): the committed MNIST teacher
+With no command, runs the quick demo (about 9 minutes on 2 cores): the committed MNIST teacher
 distilled into a one-step generator, with a sample grid and the FID table against the teacher:
 distill images --dataset mnist --quick --out runs/demo.
 
