@@ -1,0 +1,2 @@
+// The playground page: work in progress (issue 18).
+export {};
