@@ -30,6 +30,7 @@ export default defineConfig({
       ...['sde', 'divergences', 'models', 'data', 'metrics', 'trainer', 'native', 'cli', 'image-eval'].map((n) => project(n, `packages/${n}`)),
       project('distill-cli', 'apps/distill-cli'),
       project('gan-refine', 'apps/gan-refine'),
+      project('playground', 'apps/playground'),
       project('sds-nerf', 'examples/sds-nerf'),
       // Tests of the repository as a whole (its layering); they need no tfjs backend.
       { test: { name: 'repo', include: ['scripts/**/*.test.ts'] } },

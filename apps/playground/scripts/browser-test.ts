@@ -283,15 +283,23 @@ async function checkSample(browser: Browser, base: string): Promise<void> {
     const backend = await g.page.getAttribute('#backend', 'data-backend');
     check(backend === 'wasm', `the page runs on '${backend}', not the wasm backend it was asked for`);
     const n = 64;
+    await waitState(g, 'teacher', 'ready');
+    await waitState(g, 'generator', 'ready');
+    // Every click must leave as many tfjs tensors alive as before it (the two models' weights).
+    const tensors = () => g.page.getAttribute('#tensors', 'data-tensors');
+    const loaded = await tensors();
+    const flat = async (what: string) => {
+      const now = await tensors();
+      check(now === loaded, `tfjs tensors went from ${loaded} to ${now} over ${what}: something is not disposed`);
+    };
     const msGen = await step('generator grid (8×8, 1 NFE)', () => sample(g, 'generator'));
     const first = await pixels(g, 'generator');
     checkDigits('generator grid', gridStats(first), n);
-    const tensors = await g.page.getAttribute('#tensors', 'data-tensors');
+    await flat('a generator click');
 
     await step('generator again, same seed', () => sample(g, 'generator'));
     check(meanAbsDiff(first.gray, (await pixels(g, 'generator')).gray) === 0, 'the same seed drew a different generator grid');
-    const again = await g.page.getAttribute('#tensors', 'data-tensors');
-    check(again === tensors, `tfjs tensors grew from ${tensors} to ${again} over one more click: something is not disposed`);
+    await flat('two generator clicks');
     await g.page.fill('#seed', '1');
     await step('generator, seed 1', () => sample(g, 'generator'));
     const other = meanAbsDiff(first.gray, (await pixels(g, 'generator')).gray);
@@ -302,6 +310,7 @@ async function checkSample(browser: Browser, base: string): Promise<void> {
     await g.page.selectOption('#teacher-nfe', '9');
     const msTeacher = await step('teacher grid (8×8, Heun, 9 NFE)', () => sample(g, 'teacher'));
     checkDigits('teacher grid (9 NFE)', gridStats(await pixels(g, 'teacher')), n);
+    await flat('a teacher click');
 
     const msOnnx = await step('ONNX generator grid (8×8, onnxruntime-web)', () => sample(g, 'onnx'));
     const onnx = await pixels(g, 'onnx');
