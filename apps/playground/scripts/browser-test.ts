@@ -485,7 +485,7 @@ async function main(): Promise<void> {
 main().then(
   () => {
     console.log(`\nplayground browser test: passed in ${seconds(performance.now() - t0)}`);
-    for (const [name, ms] of timings) console.log(`  ${name.padEnd(44)} ${seconds(ms)}`);
+    for (const [name, ms] of timings) console.log(`  ${name.padEnd(50)} ${seconds(ms)}`);
     process.exit(0);
   },
   (e: unknown) => {

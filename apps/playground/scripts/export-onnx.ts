@@ -8,6 +8,8 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import * as models from '@diff-instruct/models';
 import { loadGenerator } from '@diff-instruct/models/node';
 
@@ -29,6 +31,8 @@ if (mtime(ONNX_OUT) > Math.max(mtime(weights), mtime(fileURLToPath(import.meta.u
   if (exportOnnx === undefined) {
     console.warn('export-onnx: @diff-instruct/models has no exportOnnx yet; the page is built without model.onnx');
   } else {
+    // wasm, as the apps: the cpu backend in Node prints an advertisement for tfjs-node.
+    await tf.setBackend('wasm');
     const t0 = performance.now();
     const bytes = exportOnnx(loadGenerator(weights));
     mkdirSync(dirname(ONNX_OUT), { recursive: true });

@@ -193,7 +193,7 @@ export function mountSample(root: HTMLElement, opts: SampleOptions): void {
     run(onnx, async () => {
       await generatorLoaded;
       const g = generator!;
-      session ??= import('./onnx.js').then((m) => m.loadOnnxGenerator(opts.onnxUrl));
+      session ??= import('./onnx.js').then((m) => m.loadOnnxGenerator(opts.onnxUrl, g.numClasses));
       let s: import('./onnx.js').OnnxGenerator;
       try {
         s = await session;
