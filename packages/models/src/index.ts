@@ -69,5 +69,6 @@ export {
   loadClassifier,
   loadParamsInto,
 } from './io.js';
+export { exportOnnx, type ExportOnnxOptions, ONNX_OPSET, ONNX_IR_VERSION } from './onnx.js';
 // File I/O (saveModel, loadGenerator(path), readSafetensorsFile, writeFileAtomic) is in './node.ts',
 // the `@diff-instruct/models/node` entry, so that this one runs in a browser.

@@ -50,11 +50,11 @@ export interface GeneratorModel {
 }
 
 /** Name prefix of the raw network inside a denoiser. */
-const NET = 'net';
+export const NET = 'net';
 /** Name prefix of the denoiser inside a Tweedie generator: its params are `denoiser.net.…`. */
-const DENOISER = 'denoiser';
+export const DENOISER = 'denoiser';
 /** Name prefix of an MLP generator's params. */
-const GEN = 'gen';
+export const GEN = 'gen';
 
 /** Creates the parameters of a denoiser; names are `${prefix}net.…`. */
 function initDenoiserParams(config: DenoiserConfig, init: Init, prefix: string, params: Params = {}): Params {

@@ -36,7 +36,7 @@ import type { RawNet } from './precond.js';
  */
 const OUT_INIT_SCALE = 0.1;
 /** EDM's skip_scale: the sum of a residual branch and its skip is scaled by √½ to keep the variance. */
-const SKIP_SCALE = Math.SQRT1_2;
+export const SKIP_SCALE = Math.SQRT1_2;
 /** GroupNorm as in EDM: at most 32 groups, at least 4 channels per group. */
 const MAX_GROUPS = 32;
 const MIN_CHANNELS_PER_GROUP = 4;
@@ -47,7 +47,8 @@ export function groupsFor(c: number): number {
   return 1;
 }
 
-interface BlockSpec {
+/** One residual block of the UNet (read by the ONNX exporter, which mirrors the forward pass). */
+export interface BlockSpec {
   name: string;
   cin: number;
   cout: number;
@@ -57,7 +58,7 @@ interface BlockSpec {
   takesSkip: boolean;
 }
 
-interface UnetPlan {
+export interface UnetPlan {
   encoder: BlockSpec[];
   decoder: BlockSpec[];
   /** Channels of the last decoder block. */
@@ -65,7 +66,7 @@ interface UnetPlan {
 }
 
 /** The block layout of a UNet config: EDM's SongUNet loop, written out. */
-function plan(config: UnetConfig): UnetPlan {
+export function unetPlan(config: UnetConfig): UnetPlan {
   const { resolution, modelChannels: mc, channelMult, numBlocks, attnResolutions } = config;
   const encoder: BlockSpec[] = [];
   const skips = [mc];
@@ -135,7 +136,7 @@ function addBlock(params: Params, b: BlockSpec, embedDim: number, init: Init): v
  */
 export function initUnet(config: UnetConfig, init: Init, prefix: string, params: Params = {}): Params {
   const E = config.embedDim;
-  const { encoder, decoder, top } = plan(config);
+  const { encoder, decoder, top } = unetPlan(config);
   if (config.numClasses > 0) addNormal(params, `${prefix}.map_label.weight`, [config.numClasses, E], 1, init);
   for (const name of ['map_layer0', 'map_layer1']) {
     addNormal(params, `${prefix}.${name}.weight`, [E, E], 1 / Math.sqrt(E), init);
@@ -172,7 +173,7 @@ export function unetFeatures(config: UnetConfig, params: Params, prefix: string)
 /** The score network and its bottleneck features, sharing one encoder. */
 function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng: Rng | null): { score: RawNet; features: RawNet } {
   const p = <T extends tf.Tensor>(name: string) => param<T>(params, `${prefix}.${name}`);
-  const { encoder, decoder } = plan(config);
+  const { encoder, decoder } = unetPlan(config);
   const r = config.resolution;
   const mapLabel = config.numClasses > 0 ? p<tf.Tensor2D>('map_label.weight') : null;
   for (const b of [...encoder, ...decoder]) p(`${b.name}.conv0.weight`); // fail early on a missing parameter
