@@ -1,5 +1,6 @@
 import { UsageError, backendFlag, reportError, selectBackend, type Io } from '@diff-instruct/cli';
 
+import { runExport } from './export.js';
 import { runGanCommand } from './gan.js';
 import { runImages } from './images.js';
 import { runSample } from './sample.js';
@@ -15,6 +16,7 @@ Usage: distill <command> [flags]
 Commands:
   toy         distil a teacher of 2-D (or any-D) points into a one-step generator, with a report
   sample      draw from a saved generator
+  export      write a saved generator as an ONNX model (opset 17, for onnxruntime)
   teacher     train an image teacher (UNet, EDM loss) on MNIST or Fashion-MNIST
   classifier  train the LeNet behind "FID (LeNet features)"
   images      distil an image teacher into a one-step generator, with FID/IS against the teacher
@@ -30,6 +32,7 @@ Examples:
   distill toy --target ring8 --out runs/ring8   # 2-D toy, about 4 minutes
   distill images --dataset mnist    # the full MNIST run: 1,000 steps, 2,000 samples per row
   distill sample --generator runs/demo/generator.safetensors --num-samples 64 --out grid.png
+  distill export --generator runs/demo/generator.safetensors --out mnist.onnx
   distill toy --help
 `;
 
@@ -55,6 +58,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const commands: Record<string, (argv: readonly string[], io: Io) => Promise<number>> = {
       toy: runToy,
       sample: runSample,
+      export: runExport,
       teacher: runTeacherCommand,
       classifier: runClassifierCommand,
       images: runImages,
