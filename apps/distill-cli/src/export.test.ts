@@ -22,10 +22,10 @@ async function cli(...argv: string[]): Promise<{ code: number; stdout: string; s
   return { code, stdout, stderr };
 }
 
-/** One line on stderr, `distill: …`, exit code 2, and nothing written. */
-async function expectUsageError(dir: string, out: string, argv: string[], pattern: RegExp): Promise<void> {
+/** One line on stderr, `distill: …`, the exit code (2: usage, 1: bad file), and nothing written. */
+async function expectRefusal(code: 1 | 2, dir: string, out: string, argv: string[], pattern: RegExp): Promise<void> {
   const r = await cli('export', ...argv);
-  expect(r.code).toBe(2);
+  expect(r.code).toBe(code);
   expect(r.stderr).toMatch(pattern);
   expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
   expect(r.stderr.startsWith('distill: ')).toBe(true);
@@ -75,26 +75,28 @@ describe('distill export', () => {
     expect(r.stdout).toMatch(/inputs z \[N, 3\], label \[N, 5\] \(one-hot\), float32; output sample \[N, 2\] \(points\)/);
   });
 
-  it('refuses bad input with one line and exit code 2', async () => {
+  it('refuses bad input with one line: exit code 2 for bad flags, 1 for bad files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'distill-export-'));
     const out = join(dir, 'model.onnx');
     const generator = committed('checkpoints/mnist/generator/generator.safetensors');
-    await expectUsageError(dir, out, ['--out', out], /distill export needs --generator FILE/);
-    await expectUsageError(dir, out, ['--generator', generator], /distill export needs --out FILE/);
-    await expectUsageError(dir, out, ['--generator', generator, '--format', 'tflite', '--out', out], /unknown --format "tflite"; formats: onnx/);
-    await expectUsageError(dir, join(dir, 'model.bin'), ['--generator', generator, '--out', join(dir, 'model.bin')], /--out must end in \.onnx/);
-    await expectUsageError(dir, out, ['--generator', generator, '--out', join(dir, 'no', 'model.onnx')], /directory .* does not exist/);
-    await expectUsageError(dir, out, ['--generator', join(dir, 'missing.safetensors'), '--out', out], /checkpoint not found: .*missing\.safetensors/);
+    await expectRefusal(2, dir, out, ['--out', out], /distill export needs --generator FILE/);
+    await expectRefusal(2, dir, out, ['--generator', generator], /distill export needs --out FILE/);
+    await expectRefusal(2, dir, out, ['--generator', generator, '--format', 'tflite', '--out', out], /unknown --format "tflite"; formats: onnx/);
+    await expectRefusal(2, dir, join(dir, 'model.bin'), ['--generator', generator, '--out', join(dir, 'model.bin')], /--out must end in \.onnx/);
+    await expectRefusal(2, dir, out, ['--generator', generator, '--out', join(dir, 'no', 'model.onnx')], /directory .* does not exist/);
+    await expectRefusal(1, dir, out, ['--generator', join(dir, 'missing.safetensors'), '--out', out], /checkpoint not found: .*missing\.safetensors/);
     const corrupt = join(dir, 'corrupt.safetensors');
     writeFileSync(corrupt, new Uint8Array(64).fill(7));
-    await expectUsageError(dir, out, ['--generator', corrupt, '--out', out], /corrupt\.safetensors is not a valid safetensors file/);
-    await expectUsageError(
+    await expectRefusal(1, dir, out, ['--generator', corrupt, '--out', out], /corrupt\.safetensors is not a valid safetensors file/);
+    await expectRefusal(
+      1,
       dir,
       out,
       ['--generator', committed('checkpoints/toy/ring8/teacher.safetensors'), '--out', out],
       /holds a denoiser, expected a generator; distill export takes a one-step generator/,
     );
-    await expectUsageError(
+    await expectRefusal(
+      1,
       dir,
       out,
       ['--generator', committed('checkpoints/mnist/gan/generator.safetensors'), '--out', out],

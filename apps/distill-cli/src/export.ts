@@ -60,18 +60,18 @@ export async function runExport(argv: readonly string[], io: Io): Promise<number
   try {
     gen = loadGenerator(path);
   } catch (e) {
-    // A missing, corrupt or wrong file is bad input: one line, exit code 2.
+    // A missing, corrupt or wrong file is a bad file, as in the other commands: one line, exit code 1.
     const msg = (e as Error).message;
     const hint = /holds a (denoiser|classifier), expected a generator/.test(msg)
       ? '; distill export takes a one-step generator (the generator.safetensors of distill toy or distill images), not a teacher'
       : '';
-    throw new UsageError(`${msg}${hint}`, { cause: e });
+    throw new Error(`${msg}${hint}`, { cause: e });
   }
   let bytes: Uint8Array;
   try {
     bytes = exportOnnx(gen, { metadata: { source: path } });
   } catch (e) {
-    throw new UsageError(`${path}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
   } finally {
     disposeModel(gen);
   }
