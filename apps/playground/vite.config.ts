@@ -28,13 +28,12 @@ function staticFiles(): Plugin {
     },
     writeBundle(options) {
       const out = options.dir!;
-      // TODO(issue 18): model.onnx becomes required once exportOnnx is on main.
-      const missing = Object.entries(STATIC_FILES).filter(([path, file]) => !existsSync(file) && path !== 'model.onnx');
+      const missing = Object.entries(STATIC_FILES).filter(([, file]) => !existsSync(file));
       if (missing.length > 0) {
-        this.error(`the page needs files that are not there:\n${missing.map(([p, f]) => `  ${p} <- ${f}`).join('\n')}`);
+        const hint = missing.some(([p]) => p === 'model.onnx') ? ' (model.onnx: run the build through `pnpm playground:build`, which exports it first)' : '';
+        this.error(`the page needs files that are not there${hint}:\n${missing.map(([p, f]) => `  ${p} <- ${f}`).join('\n')}`);
       }
       for (const [path, file] of Object.entries(STATIC_FILES)) {
-        if (!existsSync(file)) continue;
         mkdirSync(dirname(join(out, path)), { recursive: true });
         copyFileSync(file, join(out, path));
       }

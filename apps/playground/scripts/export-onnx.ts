@@ -1,8 +1,9 @@
 /**
  * Writes the ONNX export of the page's generator (checkpoints/mnist/generator) to .generated/model.onnx,
- * which `vite build` copies into dist/. Run by the package's `build` and `dev` scripts through tsx,
- * from the libraries' source: `node --conditions=@diff-instruct/source --import tsx scripts/export-onnx.ts`.
- * Skips the export when the file is newer than the weights and this script.
+ * which `vite` serves and `vite build` copies into dist/. Run by the package's `build` and `dev`
+ * scripts through tsx, from the libraries' source:
+ * `node --conditions=@diff-instruct/source --import tsx scripts/export-onnx.ts`.
+ * Skips the export when the file is newer than the weights and the exporter.
  */
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -10,12 +11,13 @@ import { fileURLToPath } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import * as models from '@diff-instruct/models';
+import { exportOnnx } from '@diff-instruct/models';
 import { loadGenerator } from '@diff-instruct/models/node';
 
 import { ONNX_OUT, STATIC_FILES } from './static-files.js';
 
 const weights = STATIC_FILES['weights/mnist/generator.safetensors']!;
+const exporter = fileURLToPath(new URL('../../../packages/models/src/onnx.ts', import.meta.url));
 const mtime = (path: string) => {
   try {
     return statSync(path).mtimeMs;
@@ -24,19 +26,14 @@ const mtime = (path: string) => {
   }
 };
 
-if (mtime(ONNX_OUT) > Math.max(mtime(weights), mtime(fileURLToPath(import.meta.url)))) {
+if (mtime(ONNX_OUT) > Math.max(mtime(weights), mtime(exporter), mtime(fileURLToPath(import.meta.url)))) {
   console.log(`export-onnx: ${ONNX_OUT} is up to date`);
 } else {
-  const exportOnnx = (models as Record<string, unknown>).exportOnnx as ((g: models.GeneratorModel) => Uint8Array) | undefined;
-  if (exportOnnx === undefined) {
-    console.warn('export-onnx: @diff-instruct/models has no exportOnnx yet; the page is built without model.onnx');
-  } else {
-    // wasm, as the apps: the cpu backend in Node prints an advertisement for tfjs-node.
-    await tf.setBackend('wasm');
-    const t0 = performance.now();
-    const bytes = exportOnnx(loadGenerator(weights));
-    mkdirSync(dirname(ONNX_OUT), { recursive: true });
-    writeFileSync(ONNX_OUT, bytes);
-    console.log(`export-onnx: wrote ${ONNX_OUT} (${(bytes.length / 1e6).toFixed(2)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  // wasm, as the apps: the cpu backend in Node prints an advertisement for tfjs-node.
+  await tf.setBackend('wasm');
+  const t0 = performance.now();
+  const bytes = exportOnnx(loadGenerator(weights), { metadata: { source: 'checkpoints/mnist/generator/generator.safetensors' } });
+  mkdirSync(dirname(ONNX_OUT), { recursive: true });
+  writeFileSync(ONNX_OUT, bytes);
+  console.log(`export-onnx: wrote ${ONNX_OUT} (${(bytes.length / 1e6).toFixed(2)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
