@@ -7,7 +7,9 @@ import { createDenoiser, tweedieGenerator, type GeneratorModel, type UnetConfig 
 import { GaussianMixture, Rng } from '@diff-instruct/sde';
 import { describe, expect, it } from 'vitest';
 
+import { decodeTrainState, memoryStateStore } from './checkpoint.js';
 import { DIFF_INSTRUCT_DEFAULTS, lrScale } from './diffInstruct.js';
+import { TrainingStopped } from './loop.js';
 import { diffInstruct, trainTeacher } from './node.js';
 import { TEACHER_DEFAULTS } from './teacher.js';
 import { mixture, smallTeacher, unet, values } from './trainer.fixtures.js';
@@ -113,6 +115,43 @@ describe('diffInstruct (Algorithm 1)', () => {
       },
     });
     expect(new Set(counts2).size).toBe(1);
+  });
+
+  it('stops at the next step when its signal is aborted, writes the state there, and resumes exactly', async () => {
+    const teacher = smallTeacher(2, 4);
+    const cfg = { ...DIFF_INSTRUCT_DEFAULTS, steps: 15, batchSize: 16, checkpointEvery: 4, lrSchedule: 'cosine' as const };
+    const full = await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: cfg, rng: new Rng(8) });
+
+    const store = memoryStateStore();
+    const controller = new AbortController();
+    const g = tweedieGenerator(teacher, 2.5);
+    const before = tf.memory().numTensors;
+    const steps: number[] = [];
+    const stopped = diffInstruct({
+      teacher,
+      generator: g,
+      config: cfg,
+      rng: new Rng(8),
+      stateStore: store,
+      // Progress comes every 10 steps: the abort lands between steps 10 and 11.
+      onProgress: (e) => {
+        steps.push(e.step);
+        if (e.step === 10) controller.abort();
+      },
+      signal: controller.signal,
+    });
+    const err = await stopped.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TrainingStopped);
+    expect((err as TrainingStopped).step).toBe(10);
+    // No step after the abort, and the trainer freed everything it made (the caller's g remains).
+    expect(steps).toEqual([10]);
+    expect(tf.memory().numTensors).toBe(before);
+    // The state is at step 10 (not the step-8 checkpoint), so resuming repeats nothing.
+    expect(decodeTrainState(store.bytes!, 'state', 'diff-instruct').info.step).toBe(10);
+    const resumed = await diffInstruct({ teacher, generator: g, config: cfg, rng: new Rng(1), stateStore: store, resume: true });
+    expect(values(resumed.generator)).toEqual(values(full.generator));
+    expect(values(resumed.ema)).toEqual(values(full.ema));
+    expect(values(resumed.fake)).toEqual(values(full.fake));
   });
 
   it('fakeWarmupSteps fits s_φ alone on the initial generator first, counted as loop steps, and resumes exactly', async () => {

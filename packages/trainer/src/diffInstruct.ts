@@ -164,6 +164,8 @@ export interface DiffInstructOptions {
    * ceiling (3.8 GiB) on the wasm backend; no check on other backends; Infinity: no check.
    */
   heapCeilingBytes?: number;
+  /** Stops the run at the next step (state written first; see `TrainingStopped`): a page's Stop button. */
+  signal?: AbortSignal;
 }
 
 export interface DiffInstructResult {

@@ -20,6 +20,7 @@ export {
   type TrainLog,
   MemoryLog,
   TrainingError,
+  TrainingStopped,
   HeapCeilingError,
   DEFAULT_MEMORY_LIMIT_BYTES,
   type LoopOptions,

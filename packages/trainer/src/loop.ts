@@ -61,6 +61,22 @@ export class HeapCeilingError extends TrainingError {
 }
 
 /**
+ * Raised when the run's `signal` is aborted: the loop stops at the next step boundary, after
+ * writing the state at the last finished step (when the run has a state store), so a run with
+ * `resume: true` continues exactly from there. Not a failure: nothing is lost.
+ */
+export class TrainingStopped extends Error {
+  override readonly name: string = 'TrainingStopped';
+  constructor(
+    readonly phase: string,
+    /** The last finished step (the state's step when one was written). */
+    readonly step: number,
+  ) {
+    super(`${phase}: stopped after step ${step}`);
+  }
+}
+
+/**
  * The wasm heap stops near 3.8 GiB and allocations beyond it corrupt memory silently
  * (docs/design.md), so the loop stops well before that.
  */
@@ -95,6 +111,8 @@ export interface LoopOptions {
   batchSize?: number;
   /** Default: the wasm heap's 3.8 GiB on the wasm backend, no check elsewhere; Infinity: no check. */
   heapCeilingBytes?: number;
+  /** Stops the run at the next step boundary with {@link TrainingStopped}, after a checkpoint. */
+  signal?: AbortSignal;
 }
 
 /** How long the loop may hold the event loop before it yields (timers, signals, I/O). */
@@ -125,10 +143,15 @@ export async function runLoop(o: LoopOptions): Promise<void> {
   let windowSteps = 0;
   let rate = 0;
   let lastYield = t0;
+  let checkpointed = o.startStep;
   for (let i = o.startStep + 1; i <= o.totalSteps; i++) {
     if (performance.now() - lastYield > YIELD_EVERY_MS) {
       await yieldNow();
       lastYield = performance.now();
+    }
+    if (o.signal?.aborted) {
+      if (o.checkpoint && checkpointed < i - 1) o.checkpoint(i - 1);
+      throw new TrainingStopped(o.phase, i - 1);
     }
     const losses = tf.tidy(() => o.step(i));
     for (const [name, v] of Object.entries(losses)) {
@@ -168,6 +191,7 @@ export async function runLoop(o: LoopOptions): Promise<void> {
     }
     if (o.checkpoint && ((o.checkpointEvery !== undefined && i % o.checkpointEvery === 0) || i === o.totalSteps)) {
       o.checkpoint(i);
+      checkpointed = i;
     }
   }
 }

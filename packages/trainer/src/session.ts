@@ -23,6 +23,11 @@ export interface SessionOptions {
    * ceiling (3.8 GiB) on the wasm backend; no check on other backends; Infinity: no check.
    */
   heapCeilingBytes?: number;
+  /**
+   * Aborting it stops the run at the next step boundary: the state is written at the last finished
+   * step (when there is a store) and the trainer throws `TrainingStopped`, freeing what it made.
+   */
+  signal?: AbortSignal;
 }
 
 /** What a trainer tells its session. */
@@ -45,7 +50,7 @@ export interface SessionSpec {
  * Without `batchSize` the probe is a whole step of a size the trainer does not choose (e.g. the
  * views of a renderer) and is measured as it is.
  */
-export type SessionLoop = Omit<LoopOptions, 'phase' | 'startStep' | 'checkpoint' | 'checkpointHint' | 'onProgress' | 'log' | 'heapCeilingBytes' | 'memoryProbe'> & {
+export type SessionLoop = Omit<LoopOptions, 'phase' | 'startStep' | 'checkpoint' | 'checkpointHint' | 'onProgress' | 'log' | 'heapCeilingBytes' | 'memoryProbe' | 'signal'> & {
   memoryProbe: (batchSize: number) => void;
   /** Called after the state is written at each checkpoint (and after the last step). */
   onCheckpoint?: (step: number) => void;
@@ -176,6 +181,7 @@ export class TrainingSession {
       onProgress: o.onProgress,
       log: o.log,
       heapCeilingBytes: o.heapCeilingBytes,
+      signal: o.signal,
       checkpoint: (step) => {
         this.snapshot(step);
         onCheckpoint?.(step);
