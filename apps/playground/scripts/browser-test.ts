@@ -327,6 +327,15 @@ async function checkSample(browser: Browser, base: string): Promise<void> {
   }
 }
 
+/** What the tab adds for the timing of a whole run (see src/distil.ts). */
+interface DistilTiming {
+  state: string;
+  total: number;
+  elapsedSec: number;
+  below005: { step: number; sec: number } | null;
+  backend: string;
+}
+
 interface DistilState {
   step: number;
   running: boolean;
@@ -341,22 +350,19 @@ async function checkDistil(browser: Browser, base: string): Promise<void> {
     const placeholder = await g.page.$('#panel-distil .placeholder');
     check(placeholder === null, 'the Distil live tab is not part of the build (src/distil.ts is missing)');
     await race(g.page.waitForFunction(() => '__distil' in window, null, { timeout: WAIT_MS }), g.failed);
-    const button = (name: RegExp) => g.page.getByRole('button', { name }).first();
-    await button(/start|run/i).click();
-    const points = 4;
-    await step(`distil until ${points} energy points`, () =>
+    const click = (id: string) => g.page.click(`#${id}`, { timeout: WAIT_MS });
+    const waitFor = (pred: string, arg: number) =>
       race(
         g.page.waitForFunction(
-          (k) => {
-            const s = (window as unknown as { __distil?: DistilState }).__distil;
-            return s !== undefined && (s.error !== null || s.energyAboveFloor.length >= k);
-          },
-          points,
-          { timeout: WAIT_MS, polling: 250 },
+          ([body, k]) => new Function('d', 'k', `return ${body}`)((window as unknown as { __distil: DistilState }).__distil, k) as boolean,
+          [pred, arg] as const,
+          { timeout: WAIT_MS, polling: 100 },
         ),
         g.failed,
-      ),
-    );
+      );
+    await click('distil-start');
+    const points = 4;
+    await step(`distil until ${points} energy points`, () => waitFor('d.error !== null || d.energyAboveFloor.length >= k', points));
     let s = (await state())!;
     check(s.error === null, `the distillation failed: ${s.error}`);
     const e = s.energyAboveFloor;
@@ -364,30 +370,43 @@ async function checkDistil(browser: Browser, base: string): Promise<void> {
     check(e.at(-1)!.value < e[0]!.value, `the energy distance did not fall: ${e[0]!.value} at step ${e[0]!.step}, ${e.at(-1)!.value} at step ${e.at(-1)!.step}`);
     if (args.has('--screenshots')) await screenshot(g.page, 'distil.png');
 
+    let stopped = 0;
     await step('stop', async () => {
-      await button(/stop|pause/i).click();
-      await race(g.page.waitForFunction(() => !(window as unknown as { __distil: DistilState }).__distil.running, null, { timeout: WAIT_MS }), g.failed);
-      const stopped = (await state())!.step;
+      await click('distil-stop');
+      await waitFor('!d.running', 0);
+      stopped = (await state())!.step;
       await g.page.waitForTimeout(1500);
       const later = (await state())!.step;
       check(later === stopped, `the distillation went on after stop (step ${stopped}, then ${later})`);
     });
+    await step('continue', async () => {
+      await click('distil-continue');
+      await waitFor('d.running && d.step > k', stopped);
+      s = (await state())!;
+      check(s.error === null && s.energyAboveFloor[0]!.step === 0, `continue did not pick up the run: ${JSON.stringify({ step: s.step, error: s.error })}`);
+      await click('distil-stop');
+      await waitFor('!d.running', 0);
+      stopped = (await state())!.step;
+    });
     await step('restart', async () => {
-      await button(/start|restart|run|resume/i).click();
-      await race(
-        g.page.waitForFunction(
-          (k) => {
-            const d = (window as unknown as { __distil: DistilState }).__distil;
-            return d.running && d.step > 0 && d.step !== k;
-          },
-          s.step,
-          { timeout: WAIT_MS },
-        ),
-        g.failed,
-      );
+      await click('distil-restart');
+      // A restart begins again at step 0: its measurements start over.
+      await waitFor('d.running && d.energyAboveFloor.length >= 2 && d.energyAboveFloor.at(-1).step < k', stopped);
       s = (await state())!;
       check(s.running && s.error === null, `the distillation did not restart: ${JSON.stringify({ running: s.running, error: s.error })}`);
-      await button(/stop|pause/i).click();
+    });
+    // The issue's bar: the energy distance above the floor below 0.05 within the 500 steps.
+    await step('the restarted run to its last step', async () => {
+      await waitFor('d.state === "done" || d.error !== null', 0);
+      const d = (await g.page.evaluate(() => (window as unknown as { __distil: DistilState & DistilTiming }).__distil))!;
+      check(d.error === null, `the distillation failed: ${d.error}`);
+      const last = d.energyAboveFloor.at(-1)!;
+      console.log(
+        `  ${d.total} steps in ${d.elapsedSec.toFixed(1)} s on ${d.backend}; energy above floor < 0.05 first at step ` +
+          `${d.below005?.step ?? '–'} (${d.below005?.sec.toFixed(1) ?? '–'} s); at the end ${last.value.toPrecision(3)} (EMA generator)`,
+      );
+      check(d.below005 !== null && d.below005.step <= d.total, 'the energy distance above the floor never fell below 0.05');
+      check(last.value < 0.05, `the final energy distance above the floor is ${last.value}, not below 0.05`);
     });
     check(g.problems.length === 0, g.problems.join('; '));
   } finally {

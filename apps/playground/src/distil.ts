@@ -222,6 +222,8 @@ export function mountDistil(root: HTMLElement, opts: { teacherUrl: string; backe
   };
 
   const onUpdate = (u: LiveUpdate) => {
+    // The run sets its state once it is under way (start and resume first wait for the last call).
+    if (status.state !== live?.state) setButtons();
     status.step = u.step;
     status.elapsedSec = elapsedBefore + (performance.now() - runStart) / 1000;
     const last = status.energyAboveFloor.at(-1);
