@@ -418,6 +418,26 @@ async function checkDistil(browser: Browser, base: string): Promise<void> {
   }
 }
 
+/** A bad toy teacher: the Distil tab shows one message in place of its run, with no page error. */
+async function checkBadToyTeacher(browser: Browser, base: string, file: string, expect: string[], allow?: RegExp[]): Promise<void> {
+  const path = `?backend=wasm&tab=distil&toy-teacher=${file}`;
+  const g = await open(browser, base, path, allow);
+  try {
+    await race(
+      g.page.waitForFunction(() => (window as unknown as { __distil?: DistilState }).__distil?.error != null, null, { timeout: WAIT_MS }),
+      g.failed,
+    );
+    const text = (await g.page.textContent('#distil-error')) ?? '';
+    console.log(`  ${path}: ${text}`);
+    check(await g.page.isVisible('#distil-error'), `${path}: the error is not shown`);
+    for (const e of expect) check(text.includes(e), `${path}: the message does not say '${e}': ${text}`);
+    check(await g.page.isDisabled('#distil-start'), `${path}: Start is enabled without a teacher`);
+    check(g.problems.length === 0, g.problems.join('; '));
+  } finally {
+    await g.close();
+  }
+}
+
 /** One bad input: the page shows exactly one message, with every `expect` in it, and no page error. */
 async function checkBadInput(
   browser: Browser,
@@ -490,6 +510,10 @@ async function main(): Promise<void> {
         },
       });
       await checkBadInput(browser, base, { path: '?backend=tpu', level: 'warning', expect: ['?backend=tpu is not a tfjs backend', 'runs on', '?backend=wasm'] });
+      await checkBadToyTeacher(browser, base, 'missing.safetensors', ['toy teacher', 'missing.safetensors', '404'], [notFound('missing.safetensors')]);
+      await checkBadToyTeacher(browser, base, '__test/truncated.safetensors', ['toy teacher', 'truncated.safetensors', 'could not be read']);
+      // The MNIST generator is a safetensors file of the wrong kind for this tab.
+      await checkBadToyTeacher(browser, base, 'weights/mnist/generator.safetensors', ['generator.safetensors', 'could not be read']);
     });
     if (runs('bad-input')) await step('a backend that does not start (WebGL turned off)', async () => {
       const noWebgl = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-webgl'] });
