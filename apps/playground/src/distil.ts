@@ -1,9 +1,8 @@
 /**
  * The "Distil live" tab: Diff-Instruct runs in the page on a 2-D target (ring8) from the committed
  * toy teacher. The generator's samples are drawn beside the target every 10 steps, with a progress
- * bar, the energy distance above the floor and the losses of the fake score and the generator.
- * Start, Stop (at the next step), Continue (exactly from there) and Restart (from the Tweedie
- * initialisation).
+ * bar, the energy distance above the floor and the fake score's loss. Start, Stop (at the next
+ * step), Continue (exactly from there) and Restart (from the Tweedie initialisation).
  *
  * Its state is published on `window.__distil` for the browser test (scripts/browser-test.ts).
  */
@@ -79,22 +78,19 @@ function scatter(c: HTMLCanvasElement, points: Float32Array, color: string): voi
   }
 }
 
-type Series = Array<{ step: number; value: number }>;
-
 /**
- * Three panels over the steps: the energy distance above the floor (log scale, with the 0.05 line),
- * the fake score's DSM loss and the generator's loss (SiD's surrogate; its value can be negative).
+ * Two panels over the steps: the energy distance above the floor (log scale, with the 0.05 line)
+ * and the fake score's DSM loss.
  */
-function curves(c: HTMLCanvasElement, total: number, energy: Series, fakeLoss: Series, generatorLoss: Series): void {
+function curves(c: HTMLCanvasElement, total: number, energy: Array<{ step: number; value: number }>, loss: Array<{ step: number; value: number }>): void {
   const g = c.getContext('2d')!;
   g.clearRect(0, 0, c.width, c.height);
   const pad = { l: 44, r: 8, t: 18, b: 22 };
-  const gap = 24;
-  const h = (c.height - pad.t - pad.b - 2 * gap) / 3;
+  const h = (c.height - pad.t - pad.b - 24) / 2;
   const w = c.width - pad.l - pad.r;
   const xOf = (step: number) => pad.l + (w * step) / total;
   g.font = '11px system-ui, sans-serif';
-  const panel = (top: number, title: string, series: Series, color: string, yOf: (v: number) => number, ticks: Array<[number, string]>) => {
+  const panel = (top: number, title: string, series: Array<{ step: number; value: number }>, color: string, yOf: (v: number) => number, ticks: Array<[number, string]>) => {
     g.fillStyle = '#1b1f24';
     g.fillText(title, pad.l, top - 5);
     g.strokeStyle = '#d5dae0';
@@ -121,30 +117,22 @@ function curves(c: HTMLCanvasElement, total: number, energy: Series, fakeLoss: S
     g.stroke();
     g.lineWidth = 1;
   };
-  /** A linear axis over the series' range and 0, with its ends (and 0) as ticks; none before data. */
-  const linear = (series: Series): [(v: number) => number, Array<[number, string]>] => {
-    const values = series.map((p) => p.value);
-    const lo = Math.min(0, ...values);
-    const hi = Math.max(0, lo + 1e-6, ...values);
-    const span = 1.05 * (hi - lo);
-    const yOf = (v: number) => 1 - (v - lo) / span;
-    if (values.length === 0) return [yOf, []];
-    const ticks: Array<[number, string]> = [[0, '0']];
-    if (hi > 0) ticks.push([hi, hi.toPrecision(2)]);
-    if (lo < 0) ticks.push([lo, lo.toPrecision(2)]);
-    return [yOf, ticks];
-  };
   // Energy above the floor, log10 from 1e-3 (bottom) to 1 (top); below 1e-3 is noise (the floor's spread).
   const lo = -3;
   const logY = (v: number) => 1 - (Math.log10(Math.max(v, 1e-3)) - lo) / -lo;
   panel(pad.t, 'energy distance above the floor (log)', energy, '#2456c9', logY, [
     [1, '1'],
+    [0.1, '0.1'],
     [0.05, '0.05'],
     [0.01, '0.01'],
     [0.001, '0.001'],
   ]);
-  panel(pad.t + h + gap, "fake score's DSM loss", fakeLoss, '#c2410c', ...linear(fakeLoss));
-  panel(pad.t + 2 * (h + gap), "generator's loss (SiD's surrogate)", generatorLoss, '#15803d', ...linear(generatorLoss));
+  const maxLoss = Math.max(1e-6, ...loss.map((p) => p.value));
+  const linY = (v: number) => 1 - v / (1.1 * maxLoss);
+  panel(pad.t + h + 24 + pad.t / 2, "fake score's DSM loss", loss, '#c2410c', linY, [
+    [0, '0'],
+    [maxLoss, maxLoss.toPrecision(2)],
+  ]);
   g.fillStyle = '#5b6470';
   g.fillText(`step 0 … ${total}`, pad.l, c.height - 4);
 }
@@ -219,8 +207,7 @@ export function mountDistil(root: HTMLElement, opts: { teacherUrl: string; backe
   };
 
   let live: LiveDistillation | null = null;
-  let fakeLoss: Series = [];
-  let generatorLoss: Series = [];
+  let losses: Array<{ step: number; value: number }> = [];
   let runStart = 0;
   let elapsedBefore = 0;
 
@@ -242,15 +229,14 @@ export function mountDistil(root: HTMLElement, opts: { teacherUrl: string; backe
     const last = status.energyAboveFloor.at(-1);
     if (last?.step !== u.step) status.energyAboveFloor.push({ step: u.step, value: u.energyAboveFloor });
     if (status.below005 === null && u.energyAboveFloor < 0.05) status.below005 = { step: u.step, sec: status.elapsedSec };
-    if (u.losses.fakeLoss !== undefined) fakeLoss.push({ step: u.step, value: u.losses.fakeLoss });
-    if (u.losses.generatorSurrogate !== undefined) generatorLoss.push({ step: u.step, value: u.losses.generatorSurrogate });
+    if (u.losses.fakeLoss !== undefined) losses.push({ step: u.step, value: u.losses.fakeLoss });
     progress.value = u.step;
     const rate = u.itPerSec > 0 ? ` · ${u.itPerSec.toFixed(1)} steps/s · ETA ${Math.round(u.etaSec)} s` : '';
     const fake = u.losses.fakeLoss !== undefined ? ` · fake loss ${u.losses.fakeLoss.toFixed(3)}` : '';
     line.textContent = `step ${u.step}/${u.total}${rate} · energy above floor ${u.energyAboveFloor.toFixed(4)}${fake}`;
     scatter(generatorCanvas, u.samples, '#2456c9');
     generatorCaption.textContent = `one-step generator, step ${u.step}${live?.state === 'done' ? ' (EMA)' : ''}`;
-    curves(curveCanvas, u.total, status.energyAboveFloor, fakeLoss, generatorLoss);
+    curves(curveCanvas, u.total, status.energyAboveFloor, losses);
   };
 
   /** Runs `what` (start, continue), then shows how it ended; an error is shown, never thrown. */
@@ -266,8 +252,6 @@ export function mountDistil(root: HTMLElement, opts: { teacherUrl: string; backe
     }
     elapsedBefore += (performance.now() - runStart) / 1000;
     status.elapsedSec = elapsedBefore;
-    // Progress comes every 10 steps; a stop lands between them, at the step the state is kept at.
-    if (live) status.step = live.step;
     setButtons();
     if (live?.state === 'stopped') line.textContent = `stopped after step ${live.step}/${cfg.steps} · Continue picks up exactly there`;
     if (live?.state === 'done') line.textContent = `done: ${cfg.steps} steps in ${elapsedBefore.toFixed(1)} s · ${line.textContent?.split(' · ').slice(1).join(' · ')}`;
@@ -277,8 +261,7 @@ export function mountDistil(root: HTMLElement, opts: { teacherUrl: string; backe
     status.energyAboveFloor = [];
     status.below005 = null;
     status.step = 0;
-    fakeLoss = [];
-    generatorLoss = [];
+    losses = [];
     elapsedBefore = 0;
     void drive(() => live!.start());
   };
@@ -308,7 +291,7 @@ export function mountDistil(root: HTMLElement, opts: { teacherUrl: string; backe
     }
     scatter(targetCanvas, live.targetPoints, '#5b6470');
     scatter(generatorCanvas, live.samples(), '#2456c9');
-    curves(curveCanvas, cfg.steps, [], [], []);
+    curves(curveCanvas, cfg.steps, [], []);
     line.textContent = `ready: press Start (the floor, two samples of the target: ${live.floor.toFixed(4)})`;
     setButtons();
   })();
