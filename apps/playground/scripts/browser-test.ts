@@ -351,6 +351,8 @@ async function checkDistil(browser: Browser, base: string): Promise<void> {
   const g = await open(browser, base, '?backend=wasm&tab=distil');
   try {
     const state = () => g.page.evaluate(() => (window as unknown as { __distil?: DistilState }).__distil ?? null);
+    const placeholder = await g.page.$('#panel-distil .placeholder');
+    check(placeholder === null, 'the Distil live tab is not part of the build (src/distil.ts is missing)');
     await race(g.page.waitForFunction(() => '__distil' in window, null, { timeout: WAIT_MS }), g.failed);
     const click = (id: string) => g.page.click(`#${id}`, { timeout: WAIT_MS });
     const waitFor = (pred: string, arg: number) =>

@@ -12,6 +12,12 @@ import { BACKENDS, isBackend, startBackend, type BackendChoice } from './backend
 import { PageError } from './fetch.js';
 import { mountSample } from './sample.js';
 
+interface DistilModule {
+  mountDistil(root: HTMLElement, opts: { teacherUrl: string; backend: string }): void;
+}
+// The Distil live tab is written separately (distil.ts); until it exists the tab says so.
+const distilModule = import.meta.glob<DistilModule>('./distil.ts')['./distil.ts'];
+
 const params = new URLSearchParams(location.search);
 const files = {
   generator: params.get('generator') ?? 'weights/mnist/generator.safetensors',
@@ -87,8 +93,11 @@ async function main(): Promise<void> {
     if (tab !== 'distil' || distilMounted) return;
     distilMounted = true;
     const root = byId('panel-distil');
-    // Its own chunk: the trainer loads when the tab is first opened.
-    import('./distil.js')
+    if (distilModule === undefined) {
+      root.append(Object.assign(document.createElement('p'), { className: 'placeholder', textContent: 'The live distillation is not part of this build yet.' }));
+      return;
+    }
+    distilModule()
       .then((m) => m.mountDistil(root, { teacherUrl: files.toyTeacher, backend: choice.name }))
       .catch((e: unknown) => report(e));
   });
