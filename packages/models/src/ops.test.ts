@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
-import { addBias, conv2d, conv2dBias, dense, matmul, oneHotEmbed, silu } from './ops.js';
+import { addBias, batchMatmul, conv2d, conv2dBias, dense, matmul, oneHotEmbed, silu } from './ops.js';
 
 const rng = new Rng(7);
 const t2 = (r: number, c: number) => rng.normalTensor([r, c]) as tf.Tensor2D;
@@ -51,6 +51,38 @@ describe('matmul', () => {
 
   it('rejects mismatched shapes with a clear message', () => {
     expect(() => matmul(t2(2, 3), t2(4, 2))).toThrow(/inner dimensions/);
+  });
+});
+
+describe('batchMatmul', () => {
+  const t3 = (b: number, r: number, c: number) => rng.normalTensor([b, r, c]) as tf.Tensor3D;
+
+  it.each([false, true])('computes A·B (transposeB %s) and its gradients like tf.matMul', (transposeB) => {
+    const a = t3(3, 4, 5);
+    const b = transposeB ? t3(3, 6, 5) : t3(3, 5, 6);
+    const w = t3(3, 4, 6);
+    expect(maxAbsDiff(batchMatmul(a, b, transposeB), tf.matMul(a, b, false, transposeB))).toBeLessThan(tol(1e-5));
+    const loss = (mm: (x: tf.Tensor3D, y: tf.Tensor3D) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.tanh(mm(x as tf.Tensor3D, y as tf.Tensor3D)), w));
+    const ours = tf.grads(loss((x, y) => batchMatmul(x, y, transposeB)))([a, b]);
+    const theirs = tf.grads(loss((x, y) => tf.matMul(x, y, false, transposeB)))([a, b]);
+    expect(maxAbsDiff(ours[0]!, theirs[0]!)).toBeLessThan(tol(1e-4));
+    expect(maxAbsDiff(ours[1]!, theirs[1]!)).toBeLessThan(tol(1e-4));
+  });
+
+  it.each([false, true])('has second-order gradients that match finite differences (transposeB %s)', (transposeB) => {
+    const x = t3(2, 3, 4);
+    const b0 = transposeB ? t3(2, 5, 4) : t3(2, 4, 5);
+    // ‖∇ₓ Σ silu(x·op(B))‖², differentiated wrt B: the gradient's own gradient runs the flagged products
+    const r1 = (bb: tf.Tensor) => {
+      const gx = tf.grad((xx: tf.Tensor) => tf.sum(silu(batchMatmul(xx as tf.Tensor3D, bb as tf.Tensor3D, transposeB))))(x);
+      return tf.sum(tf.square(gx)) as tf.Scalar;
+    };
+    const fd = gradCheck(r1, [b0], { eps: 1e-2 });
+    expect(fd.maxRelError).toBeLessThan(tol(1e-2));
+  });
+
+  it('rejects mismatched shapes with a clear message', () => {
+    expect(() => batchMatmul(t3(2, 3, 4), t3(2, 5, 4))).toThrow(/batchMatmul: expected \[B, n, k\]·\[B, k, m\]/);
   });
 });
 

@@ -12,6 +12,45 @@ import * as tf from '@tensorflow/tfjs';
 
 type MatMul = (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
+/**
+ * Whether the backend's matMul runs the transposeA/B flags at full speed: true where
+ * `@diff-instruct/native` serves it (OpenBLAS or the built-in GEMM take op(A), op(B) directly; its
+ * filter-gradient kernel is registered with it), false on plain wasm and cpu.
+ */
+function fastTransposeFlags(): boolean {
+  return tf.getKernel(FILTER_GRAD_KERNEL, tf.getBackend()) !== undefined;
+}
+
+type MatMulT = (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+const flagged = new Map<string, MatMulT>();
+
+/**
+ * op(A)·op(B) with the transpose flags (2-D or batched 3-D), as a custom op whose gradients are
+ * calls of itself with other flags (so every order of gradient works), e.g. for C = A·Bᵀ:
+ * dA = dC·B, dB = dCᵀ·A. No transpose kernel runs, forward or backward.
+ */
+function matmulFlags(ta: boolean, tb: boolean): MatMulT {
+  const key = `${ta}${tb}`;
+  let f = flagged.get(key);
+  if (f === undefined) {
+    f = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([a, b]);
+      return {
+        value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+          if (!ta && !tb) return [matmulFlags(false, true)(dy, sb), matmulFlags(true, false)(sa, dy)];
+          if (!ta && tb) return [matmulFlags(false, false)(dy, sb), matmulFlags(true, false)(dy, sa)];
+          if (ta && !tb) return [matmulFlags(false, true)(sb, dy), matmulFlags(false, false)(sa, dy)];
+          return [matmulFlags(true, true)(sb, dy), matmulFlags(true, true)(dy, sa)];
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as MatMulT;
+    flagged.set(key, f);
+  }
+  return f;
+}
+
 const matmulWithGrad = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
@@ -24,7 +63,10 @@ const matmulWithGrad = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.Grad
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as MatMul;
 
-/** A·B for [n, k]·[k, m], with a gradient that never uses the transposeA/B flags. */
+/**
+ * A·B for [n, k]·[k, m]. Its gradient uses the transpose flags where the native kernels serve
+ * matMul, and explicit transposes otherwise (wasm's own flagged matMul is 10–20× slower).
+ */
 export function matmul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (a.rank !== 2 || b.rank !== 2) {
     throw new Error(`matmul: expected two rank-2 tensors, got shapes [${a.shape}] and [${b.shape}]`);
@@ -32,7 +74,7 @@ export function matmul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (a.shape[1] !== b.shape[0]) {
     throw new Error(`matmul: inner dimensions differ: [${a.shape}]·[${b.shape}]`);
   }
-  return matmulWithGrad(a, b);
+  return (fastTransposeFlags() ? matmulFlags(false, false)(a, b) : matmulWithGrad(a, b)) as tf.Tensor2D;
 }
 
 /** An affine layer x·W + b, with x [N, in], W [in, out], b [out]. */
@@ -474,12 +516,15 @@ const batchMatmulWithGrad = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as BatchMatMul;
 
 /**
- * Batched A·B for [B, n, k]·[B, k, m], with a gradient that never uses the transposeA/B flags.
- * Batched matmul is slow on wasm: use it for attention at low resolution only (≤ 8×8).
+ * Batched A·B for [B, n, k]·[B, k, m] (transposeB: B given as [B, m, k]). Its gradient uses the
+ * transpose flags where the native kernels serve matMul, and explicit transposes otherwise.
+ * Batched matmul is slow on plain wasm: use it for attention at low resolution only (≤ 8×8).
  */
-export function batchMatmul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
-    throw new Error(`batchMatmul: expected [B, n, k]·[B, k, m], got [${a.shape}]·[${b.shape}]`);
+export function batchMatmul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
+  const kb = transposeB ? b.shape[2] : b.shape[1];
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== kb) {
+    throw new Error(`batchMatmul: expected [B, n, k]·[B, k, m]${transposeB ? 'ᵀ' : ''}, got [${a.shape}]·[${b.shape}]`);
   }
-  return batchMatmulWithGrad(a, b);
+  if (fastTransposeFlags()) return matmulFlags(false, transposeB)(a, b) as tf.Tensor3D;
+  return batchMatmulWithGrad(a, transposeB ? tf.transpose(b, [0, 2, 1]) : b);
 }

@@ -194,7 +194,7 @@ function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng:
     const [n, h, w, c] = x.shape;
     const qkv = conv(norm(x, `${name}.norm2`), `${name}.qkv`);
     const [q, k, v] = tf.split(qkv, 3, 3).map((t) => t.reshape([n, h * w, c]) as tf.Tensor3D) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-    const weights = softmax(tf.div(batchMatmul(q, tf.transpose(k, [0, 2, 1])), Math.sqrt(c)) as tf.Tensor3D); // [N, query, key]
+    const weights = softmax(tf.div(batchMatmul(q, k, true), Math.sqrt(c)) as tf.Tensor3D); // [N, query, key]
     const a = batchMatmul(weights, v).reshape([n, h, w, c]) as Tensor4D;
     return tf.mul(tf.add(conv(a, `${name}.proj`), x), SKIP_SCALE) as Tensor4D;
   };

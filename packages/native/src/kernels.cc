@@ -6,6 +6,10 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -27,17 +31,138 @@ bool g_use_builtin = false;  // tests compare both GEMMs
 bool g_use_builtin_conv = false;  // im2col + GEMM instead of the direct kernel
 thread_local bool t_worker = false;  // inside one of our worker threads: no nested threads
 
-// f(begin, end) on `threads` contiguous parts of [0, total): inline for one thread, else one
-// std::thread per part, joined before it returns.
+// A persistent pool of worker threads. A parallel call cuts its range into chunks that the calling
+// thread and the workers take in turn from one shared counter, so a worker that wakes late only
+// takes fewer chunks (the caller never idles waiting for it). Workers spin for about a millisecond
+// after a job (the next kernel usually follows within tens of microseconds of JavaScript) and then
+// sleep on a condition variable, so an idle pool costs nothing. Starting threads per call, as before,
+// cost 50–100 µs per call, as much as the small kernels of the MNIST UNets take. The pool is never
+// destroyed (its threads are detached), so nothing of it runs at exit.
+class Pool {
+ public:
+  // Runs fn(ctx, chunk) for every chunk in [0, chunks); returns when all are done. One caller at a
+  // time: a second JS thread (worker_threads) that finds the pool busy runs its chunks inline.
+  void run(int chunks, int workers, void (*fn)(void*, int), void* ctx) {
+    if (busy_.exchange(true, std::memory_order_acquire)) {
+      for (int c = 0; c < chunks; ++c) fn(ctx, c);
+      return;
+    }
+    ensure(workers);
+    uint64_t gen;
+    {
+      // the job and its generation are published together; a worker reads them together
+      std::lock_guard<std::mutex> lock(mu_);
+      gen = (generation_.load(std::memory_order_relaxed) + 1) & 0xffffffffu;
+      fn_ = fn;
+      ctx_ = ctx;
+      chunks_ = chunks;
+      done_.store(0, std::memory_order_relaxed);
+      next_.store(gen << 32, std::memory_order_relaxed);
+      generation_.store(gen, std::memory_order_release);
+    }
+    if (sleeping_.load(std::memory_order_acquire) > 0) cv_.notify_all();
+    t_worker = true;  // the caller's chunks run their inner kernels inline, as the workers do
+    work(gen, fn, ctx, chunks);
+    t_worker = false;
+    while (done_.load(std::memory_order_acquire) < chunks) pause();
+    busy_.store(false, std::memory_order_release);
+  }
+
+ private:
+  static inline void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
+  // Takes chunks of job `gen` until none is left (or the job is no longer the current one).
+  void work(uint64_t gen, void (*fn)(void*, int), void* ctx, int chunks) {
+    int finished = 0;
+    uint64_t v = next_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((v >> 32) != gen || (int64_t)(v & 0xffffffffu) >= chunks) break;
+      if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      fn(ctx, (int)(v & 0xffffffffu));
+      ++finished;
+      v = next_.load(std::memory_order_acquire);
+    }
+    if (finished > 0) done_.fetch_add(finished, std::memory_order_acq_rel);
+  }
+
+  void ensure(int workers) {
+    while ((int)count_ < workers) {
+      // the generation before this call's job: a thread that starts late still sees the job as new
+      const uint64_t seen = generation_.load(std::memory_order_acquire);
+      std::thread([this, seen] { loop(seen); }).detach();
+      ++count_;
+    }
+  }
+
+  void loop(uint64_t seen) {
+    t_worker = true;
+    for (;;) {
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0;; ++i) {
+        if (generation_.load(std::memory_order_acquire) != seen) break;
+        pause();
+        if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > std::chrono::microseconds(1000)) {
+          std::unique_lock<std::mutex> lock(mu_);
+          sleeping_.fetch_add(1, std::memory_order_acq_rel);
+          cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+          sleeping_.fetch_sub(1, std::memory_order_acq_rel);
+          start = std::chrono::steady_clock::now();
+        }
+      }
+      void (*fn)(void*, int);
+      void* ctx;
+      int chunks;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        seen = generation_.load(std::memory_order_acquire);
+        fn = fn_;
+        ctx = ctx_;
+        chunks = chunks_;
+      }
+      work(seen, fn, ctx, chunks);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> next_{0};  // generation << 32 | the next chunk to take
+  std::atomic<int> done_{0};
+  std::atomic<int> sleeping_{0};
+  std::atomic<bool> busy_{false};
+  void (*fn_)(void*, int) = nullptr;
+  void* ctx_ = nullptr;
+  int chunks_ = 0;
+  unsigned count_ = 0;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: its detached threads may outlive static destructors
+  return *p;
+}
+
+// f(begin, end) over [0, total) on `threads` threads: inline for one thread (or inside a worker),
+// else in up to 4·threads contiguous chunks on the pool, all done before it returns.
 template <class F>
 void split_range(int64_t total, int threads, F f) {
-  if (threads <= 1) {
+  if (threads <= 1 || t_worker || total <= 1) {
     f(int64_t{0}, total);
     return;
   }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(f, total * t / threads, total * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+  const int chunks = (int)std::min<int64_t>(total, 4 * threads);
+  struct Ctx {
+    F* f;
+    int64_t total;
+    int chunks;
+  } ctx{&f, total, chunks};
+  pool().run(chunks, threads - 1, [](void* c, int chunk) {
+    auto* x = static_cast<Ctx*>(c);
+    (*x->f)(x->total * chunk / x->chunks, x->total * (chunk + 1) / x->chunks);
+  }, &ctx);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,7 +488,6 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
     const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, chunks));
     ConvGeom g{x.data, f.data, y, h, w, c, kh, kw, co, sh, sw, pt, pl, ho, wo};
     split_range(chunks, threads, [&](int64_t c0, int64_t c1) {
-      t_worker = threads > 1;
       std::vector<float> col((size_t)(chunk * pix * K));
       for (int64_t ci = c0; ci < c1; ++ci) {
         const int64_t b0 = ci * chunk, nb = std::min(chunk, n - b0);

@@ -341,7 +341,12 @@ describe('@diff-instruct/native', () => {
     const one = run();
     enableNativeKernels({ threads: 2 });
     const two = run();
+    // the pool's workers spin for ~1 ms after a job, then sleep: after 5 ms they must be woken
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    const woken = run();
+    const repeated = Array.from({ length: 20 }, () => run()).at(-1)!; // back to back: spinning workers
     enableNativeKernels({ threads: 1 });
+    for (const again of [woken, repeated]) again.forEach((arr, i) => expect(arr).toEqual(two[i]));
     expect(two[0]).toEqual(one[0]);
     expect(two[1]).toEqual(one[1]);
     expect(two[2]).toEqual(one[2]);
