@@ -183,10 +183,7 @@ function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng:
 
   const dropout = (x: Tensor4D): Tensor4D => {
     if (dropoutRng === null || config.dropout === 0) return x;
-    const keep = 1 - config.dropout;
-    const u = dropoutRng.uniform(x.size);
-    const mask = new Float32Array(x.size);
-    for (let i = 0; i < mask.length; i++) mask[i] = u[i]! < keep ? 1 / keep : 0;
+    const mask = dropoutRng.dropoutMask(x.size, 1 - config.dropout);
     return tf.mul(x, tf.tensor(mask, x.shape)) as Tensor4D;
   };
 

@@ -34,4 +34,29 @@ describe('Rng', () => {
     const p = Array.from(r.permutation(50)).sort((a, b) => a - b);
     expect(p).toEqual([...Array(50).keys()]);
   });
+
+  it.each([
+    [0, 0.9],
+    [7, 0.5],
+    [123456, 1],
+    [99, 0.3],
+  ])('dropoutMask (seed %i, keep %f) is the mask of uniform() compared with keep, and leaves the same state', (seed, keep) => {
+    const a = new Rng(seed);
+    const b = new Rng(seed);
+    a.normal(3); // start mid-stream
+    b.normal(3);
+    const n = 10_001;
+    const u = a.uniform(n);
+    const expected = Float32Array.from(u, (x) => (x < keep ? 1 / keep : 0));
+    expect(b.dropoutMask(n, keep)).toEqual(expected);
+    expect(b.state()).toEqual(a.state());
+    expect(b.next()).toBe(a.next());
+    const kept = expected.filter((x) => x !== 0).length / n;
+    expect(Math.abs(kept - keep)).toBeLessThan(0.02);
+  });
+
+  it('dropoutMask refuses a keep probability outside (0, 1]', () => {
+    expect(() => new Rng(1).dropoutMask(4, 0)).toThrow(/keep must be in \(0, 1\], got 0/);
+    expect(() => new Rng(1).dropoutMask(4, 1.5)).toThrow(/keep must be in/);
+  });
 });

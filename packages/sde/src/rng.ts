@@ -80,6 +80,37 @@ export class Rng {
     return out;
   }
 
+  /**
+   * A dropout mask of `n` units, each kept with probability `keep`: 1/keep where the draw,
+   * rounded to float32, is below `keep`, else 0. The same draws and the same mask as comparing
+   * `uniform(n)` with `keep` (and the same state afterwards), without the intermediate array and
+   * with the generator's state in locals: several times faster, which matters for the UNets'
+   * dropout (millions of units per training step).
+   */
+  dropoutMask(n: number, keep: number): Float32Array {
+    if (!(keep > 0 && keep <= 1)) throw new Error(`Rng.dropoutMask: keep must be in (0, 1], got ${keep}`);
+    const out = new Float32Array(n);
+    const scale = 1 / keep;
+    let s0 = this.s[0]! | 0, s1 = this.s[1]! | 0, s2 = this.s[2]! | 0, s3 = this.s[3]! | 0;
+    for (let i = 0; i < n; i++) {
+      const m = Math.imul(s1, 5);
+      const result = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[i] = Math.fround(result / 4294967296) < keep ? scale : 0;
+    }
+    this.s[0] = s0;
+    this.s[1] = s1;
+    this.s[2] = s2;
+    this.s[3] = s3;
+    return out;
+  }
+
   /** `n` standard normal draws (Box–Muller, both halves used). */
   normal(n: number): Float32Array {
     const out = new Float32Array(n);
