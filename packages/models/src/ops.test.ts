@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
-import { addBias, batchMatmul, conv2d, conv2dBias, dense, matmul, oneHotEmbed, silu } from './ops.js';
+import { DROPOUT_MASK_KERNEL, addBias, batchMatmul, conv2d, conv2dBias, dense, dropoutMaskTensor, matmul, oneHotEmbed, silu } from './ops.js';
 
 const rng = new Rng(7);
 const t2 = (r: number, c: number) => rng.normalTensor([r, c]) as tf.Tensor2D;
@@ -156,5 +156,32 @@ describe('addBias, conv2dBias (bias gradients as a matmul against ones)', () => 
     expect(gradCheck(f, [x, w, b], { eps: 1e-2, probes: 10 }).maxRelError).toBeLessThan(tol(5e-3));
     const r1 = (ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.grad((xx: tf.Tensor) => f(xx, ww, bb))(x))) as tf.Scalar;
     expect(gradCheck(r1, [w, b], { eps: 1e-2, probes: 10 }).maxRelError).toBeLessThan(tol(1e-2));
+  });
+});
+
+describe('dropoutMaskTensor', () => {
+  it.each([
+    [3, 0.9, [4, 8, 8, 16]],
+    [11, 0.5, [2, 5, 7, 3]],
+    [5, 1, [9]],
+  ])('draws (seed %i, keep %f) the mask and stream of Rng.dropoutMask, on the native kernel where there is one', (seed, keep, shape) => {
+    const a = new Rng(seed);
+    const b = new Rng(seed);
+    a.next();
+    b.next();
+    const expected = a.dropoutMask(shape.reduce((x, y) => x * y, 1), keep);
+    const before = tf.memory().numTensors;
+    const mask = dropoutMaskTensor(b, shape, keep);
+    expect(mask.shape).toEqual(shape);
+    expect(mask.dataSync()).toEqual(expected);
+    expect(b.state()).toEqual(a.state());
+    mask.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // the native path is the one under test where the native kernels are on (the default setup)
+    if (process.env.DI_TEST_NATIVE !== '0') expect(tf.getKernel(DROPOUT_MASK_KERNEL, tf.getBackend())).toBeDefined();
+  });
+
+  it('refuses a keep probability outside (0, 1]', () => {
+    expect(() => dropoutMaskTensor(new Rng(0), [2], 0)).toThrow(/keep must be in \(0, 1\], got 0/);
   });
 });

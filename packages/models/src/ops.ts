@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
+import type { Rng } from '@diff-instruct/sde';
+
 /**
  * The layer primitives every network in this package is built from.
  *
@@ -527,4 +529,25 @@ export function batchMatmul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false):
   }
   if (fastTransposeFlags()) return matmulFlags(false, transposeB)(a, b) as tf.Tensor3D;
   return batchMatmulWithGrad(a, transposeB ? tf.transpose(b, [0, 2, 1]) : b);
+}
+
+/** A kernel of `@diff-instruct/native` (its DROPOUT_MASK_KERNEL); used when the backend has it. */
+export const DROPOUT_MASK_KERNEL = 'DiDropoutMask';
+
+/**
+ * A dropout mask of this shape, each unit kept (as 1/keep) with probability `keep`, drawn from
+ * `rng` exactly as `rng.dropoutMask` draws it: in native code where the backend has
+ * `@diff-instruct/native`'s kernel (the same mask and the same state after, several times faster,
+ * and written straight into the backend's memory), else in JavaScript.
+ */
+export function dropoutMaskTensor(rng: Rng, shape: number[], keep: number): tf.Tensor {
+  if (!(keep > 0 && keep <= 1)) throw new Error(`dropoutMaskTensor: keep must be in (0, 1], got ${keep}`);
+  if (tf.getKernel(DROPOUT_MASK_KERNEL, tf.getBackend()) !== undefined) {
+    const [mask, after] = tf.engine().runKernel(DROPOUT_MASK_KERNEL, {}, { shape, keep, state: rng.state() } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const w = after!.dataSync();
+    after!.dispose();
+    rng.setState([w[0]! >>> 0, w[1]! >>> 0, w[2]! >>> 0, w[3]! >>> 0]);
+    return mask!;
+  }
+  return tf.tensor(rng.dropoutMask(shape.reduce((a, b) => a * b, 1), keep), shape, 'float32');
 }

@@ -4,7 +4,7 @@ import type { Rng } from '@diff-instruct/sde';
 
 import type { UnetConfig } from './config.js';
 import { noiseFeatures } from './mlp.js';
-import { batchMatmul, conv2dBias, dense, downsample2x, groupNorm, groupNormSilu, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
+import { batchMatmul, conv2dBias, dense, downsample2x, dropoutMaskTensor, groupNorm, groupNormSilu, oneHotEmbed, silu, softmax, upsample2x } from './ops.js';
 import { type Init, type Params, addNormal, addOnes, addZeros, param } from './params.js';
 import type { RawNet } from './precond.js';
 
@@ -183,8 +183,7 @@ function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng:
 
   const dropout = (x: Tensor4D): Tensor4D => {
     if (dropoutRng === null || config.dropout === 0) return x;
-    const mask = dropoutRng.dropoutMask(x.size, 1 - config.dropout);
-    return tf.mul(x, tf.tensor(mask, x.shape)) as Tensor4D;
+    return tf.mul(x, dropoutMaskTensor(dropoutRng, x.shape, 1 - config.dropout)) as Tensor4D;
   };
 
   const attention = (x: Tensor4D, name: string): Tensor4D => {

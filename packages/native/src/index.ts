@@ -57,6 +57,8 @@ export interface NativeAddon {
   transpose4(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
   reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
   upsample2x(x: Float32Array, shape: number[], out: Float32Array): void;
+  /** Fills `out` with a dropout mask drawn from an xoshiro128** state (as @diff-instruct/sde's Rng); returns the state after. */
+  dropoutMask(state: number[], keep: number, out: Float32Array): [number, number, number, number];
   setThreads(n: number): void;
   /** The GEMM ('openblas' or 'builtin') or the convolution ('direct' or 'im2col') to use; for tests and benchmarks. */
   setGemm(which: 'openblas' | 'builtin' | 'direct' | 'im2col'): void;
@@ -156,6 +158,8 @@ type KernelArgs = { inputs: Record<string, TensorInfo | undefined>; attrs?: Reco
 /** Read/write access to the float32 storage of a backend's tensors, without copies. */
 interface Storage {
   read(t: TensorInfo): Float32Array;
+  /** A new int32 tensor of this shape, and its storage to fill. */
+  outputInt32(shape: number[]): { info: TensorInfo; data: Int32Array };
   /** A new float32 tensor of this shape, and its storage to fill. */
   output(shape: number[]): { info: TensorInfo; data: Float32Array };
   /** Several new tensors; every view is taken after the last allocation (which may move the heap). */
@@ -165,11 +169,11 @@ interface Storage {
 interface WasmBackend {
   wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
 }
 interface CpuBackend {
   data: { get(id: unknown): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
+  makeTensorInfo(shape: number[], dtype: 'float32' | 'int32', values: Float32Array | Int32Array): TensorInfo;
 }
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -186,6 +190,10 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
         return { info, data: view(info) };
       },
       outputs: (shapes) => shapes.map((shape) => b.makeOutput(shape, 'float32')).map((info) => ({ info, data: view(info) })),
+      outputInt32: (shape) => {
+        const info = b.makeOutput(shape, 'int32');
+        return { info, data: new Int32Array(b.wasm.HEAPU8.buffer, b.dataIdMap.get(info.dataId).memoryOffset, sizeOf(shape)) };
+      },
     };
   }
   if (backendName === 'cpu') {
@@ -201,6 +209,10 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
           const data = new Float32Array(sizeOf(shape));
           return { info: b.makeTensorInfo(shape, 'float32', data), data };
         }),
+      outputInt32: (shape) => {
+        const data = new Int32Array(sizeOf(shape));
+        return { info: b.makeTensorInfo(shape, 'int32', data), data };
+      },
     };
   }
   return null;
@@ -233,8 +245,14 @@ export const GROUP_NORM_GRAD_KERNEL = 'DiGroupNormGrad';
 export const ADAM_KERNEL = 'DiAdam';
 export const EMA_KERNEL = 'DiEma';
 export const SUM_SQUARES_KERNEL = 'DiSumSquares';
+/**
+ * A dropout mask drawn as `@diff-instruct/sde`'s `Rng.dropoutMask` draws it (the same values, the
+ * same stream), in native code: no inputs; attrs shape, keep, state (the Rng's four words); returns
+ * [mask (float32, `shape`), the state after (int32 [4], the words' bits)].
+ */
+export const DROPOUT_MASK_KERNEL = 'DiDropoutMask';
 /** The kernels that only this package provides (registered beside the overrides). */
-const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL];
+const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, DROPOUT_MASK_KERNEL];
 type KernelName = (typeof KERNELS)[number];
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
@@ -427,6 +445,18 @@ function sumSquaresKernel(addon: NativeAddon, s: Storage, args: KernelArgs): Ten
   return out.info;
 }
 
+function dropoutMaskKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] {
+  const { shape, keep, state } = args.attrs as { shape: number[]; keep: number; state: readonly number[] };
+  if (!Array.isArray(shape) || shape.some((d) => !(Number.isInteger(d) && d >= 0)) || !Array.isArray(state) || state.length !== 4) {
+    throw new Error(`${DROPOUT_MASK_KERNEL}: expected attrs shape (non-negative integers) and state (four integers), got shape ${JSON.stringify(shape)}, state ${JSON.stringify(state)}`);
+  }
+  const mask = s.output(shape);
+  const after = addon.dropoutMask([...state], keep, mask.data);
+  const st = s.outputInt32([4]);
+  for (let i = 0; i < 4; i++) st.data[i] = after[i]! | 0;
+  return [mask.info, st.info];
+}
+
 /** A shape of rank ≤ 4 padded with leading 1s to rank 4, or null for higher ranks. */
 const pad4 = (shape: number[]): number[] | null => (shape.length > 4 ? null : [...new Array<number>(4 - shape.length).fill(1), ...shape]);
 
@@ -543,6 +573,7 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       [ADAM_KERNEL, (s, args) => adamKernel(addon, s, args)],
       [EMA_KERNEL, (s, args) => emaKernel(addon, s, args)],
       [SUM_SQUARES_KERNEL, (s, args) => sumSquaresKernel(addon, s, args)],
+      [DROPOUT_MASK_KERNEL, (s, args) => dropoutMaskKernel(addon, s, args)],
     ];
     for (const [kernelName, run] of own) {
       if (tf.getKernel(kernelName, backendName) !== undefined) tf.unregisterKernel(kernelName, backendName);

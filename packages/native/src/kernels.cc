@@ -1045,6 +1045,43 @@ napi_value Upsample2x(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dropout masks from @diff-instruct/sde's Rng (xoshiro128**), draw for draw: unit i is kept (value
+// 1/keep) when its draw u = next/2³², rounded to float32, is below keep, else 0.
+// dropoutMask([s0, s1, s2, s3], keep, out) → the state after out.length draws
+// ---------------------------------------------------------------------------------------------
+napi_value DropoutMask(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  int64_t st[4];
+  double keep = 0;
+  F32 out;
+  if (!get_ints(env, argv[0], st, 4) || napi_get_value_double(env, argv[1], &keep) != napi_ok || !(keep > 0 && keep <= 1))
+    return throw_error(env, "@diff-instruct/native: dropoutMask: expected a state of four integers and keep in (0, 1]");
+  if (!get_f32(env, argv[2], &out, "out")) return nullptr;
+  uint32_t s0 = (uint32_t)st[0], s1 = (uint32_t)st[1], s2 = (uint32_t)st[2], s3 = (uint32_t)st[3];
+  const float scale = (float)(1.0 / keep);
+  auto rotl = [](uint32_t x, int k) { return (x << k) | (x >> (32 - k)); };
+  for (size_t i = 0; i < out.length; ++i) {
+    const uint32_t result = rotl(s1 * 5u, 7) * 9u;
+    const uint32_t t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = rotl(s3, 11);
+    out.data[i] = (double)(float)((double)result / 4294967296.0) < keep ? scale : 0.0f;
+  }
+  napi_value arr, v;
+  napi_create_array_with_length(env, 4, &arr);
+  const uint32_t ns[4] = {s0, s1, s2, s3};
+  for (uint32_t i = 0; i < 4; ++i) {
+    napi_create_uint32(env, ns[i], &v);
+    napi_set_element(env, arr, i, v);
+  }
+  return arr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   ARGS(1)
   int64_t t;
@@ -1111,6 +1148,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"transpose4", nullptr, Transpose4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reverse4", nullptr, Reverse4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"dropoutMask", nullptr, DropoutMask, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

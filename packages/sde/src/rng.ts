@@ -43,6 +43,16 @@ export class Rng {
     return [this.s[0]!, this.s[1]!, this.s[2]!, this.s[3]!];
   }
 
+  /**
+   * Continues from `state`, in place (as `new Rng(state)` would): for code that draws this
+   * generator's stream elsewhere, e.g. a native kernel that returns the state after its draws.
+   */
+  setState(state: RngState): void {
+    if (state.length !== 4 || state.some((w) => !Number.isInteger(w))) throw new Error('Rng.setState: a state is four 32-bit integers');
+    for (let i = 0; i < 4; i++) this.s[i] = state[i]! >>> 0;
+    if (this.s[0] === 0 && this.s[1] === 0 && this.s[2] === 0 && this.s[3] === 0) this.s[0] = 1;
+  }
+
   /** A uniformly distributed 32-bit unsigned integer. */
   nextUint32(): number {
     const s = this.s;
