@@ -57,6 +57,8 @@ export interface NativeAddon {
   transpose4(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
   reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
   upsample2x(x: Float32Array, shape: number[], out: Float32Array): void;
+  /** out = a + b (op 0) or a·b (op 1); the shorter input repeats cyclically (a scalar, or [C] against [..., C]). */
+  binary(op: 0 | 1, a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** Fills `out` with a dropout mask drawn from an xoshiro128** state (as @diff-instruct/sde's Rng); returns the state after. */
   dropoutMask(state: number[], keep: number, out: Float32Array): [number, number, number, number];
   setThreads(n: number): void;
@@ -218,7 +220,7 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
   return null;
 }
 
-const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Transpose', 'Reverse', 'ResizeNearestNeighbor'] as const;
+const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Transpose', 'Reverse', 'ResizeNearestNeighbor', 'Add', 'Multiply'] as const;
 /**
  * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
  * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
@@ -457,6 +459,33 @@ function dropoutMaskKernel(addon: NativeAddon, s: Storage, args: KernelArgs): Te
   return [mask.info, st.info];
 }
 
+/** Whether `small` broadcasts against `full` by repetition: its shape, without leading 1s, ends `full`'s shape. */
+function repeatsInto(small: number[], full: number[]): boolean {
+  let k = 0;
+  while (k < small.length && small[k] === 1) k++;
+  const tail = small.slice(k);
+  return tail.length <= full.length && tail.every((d, i) => d === full[full.length - tail.length + i]);
+}
+
+/**
+ * Add and Multiply of float32 tensors where one input has the output's shape and the other repeats
+ * into it (the same shape, a scalar, or [C] against [..., C]): on the threads, one IEEE operation
+ * per element as the backend's own kernel does. Other broadcasts fall through.
+ */
+function binary(addon: NativeAddon, s: Storage, args: KernelArgs, op: 0 | 1): TensorInfo | null {
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  if (a === undefined || b === undefined || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const na = sizeOf(a.shape), nb = sizeOf(b.shape);
+  // small tensors: the backend's own kernel costs less than the call
+  if (Math.max(na, nb) < 4096 || Math.min(na, nb) === 0) return null;
+  const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  const n = sizeOf(outShape);
+  if (!((na === n && repeatsInto(b.shape, outShape)) || (nb === n && repeatsInto(a.shape, outShape)))) return null;
+  const out = s.output(outShape);
+  addon.binary(op, s.read(a), s.read(b), out.data);
+  return out.info;
+}
+
 /** A shape of rank ≤ 4 padded with leading 1s to rank 4, or null for higher ranks. */
 const pad4 = (shape: number[]): number[] | null => (shape.length > 4 ? null : [...new Array<number>(4 - shape.length).fill(1), ...shape]);
 
@@ -519,6 +548,10 @@ function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backen
       return reverse(addon, s, args);
     case 'ResizeNearestNeighbor':
       return resizeNearest(addon, s, args);
+    case 'Add':
+      return binary(addon, s, args, 0);
+    case 'Multiply':
+      return binary(addon, s, args, 1);
   }
 }
 

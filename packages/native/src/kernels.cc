@@ -1046,6 +1046,58 @@ napi_value Upsample2x(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Elementwise add and multiply of float32 tensors, split over the threads for large ones (the wasm
+// backend runs them on one thread). Each output element is one IEEE operation, as in tfjs, so the
+// results are identical. b (or a) may repeat: it is read cyclically, b[i % len(b)], which covers a
+// scalar and a broadcast over the leading axes ([C] against [..., C]).
+// binary(op 0 add | 1 mul, a, b, out)
+// ---------------------------------------------------------------------------------------------
+template <int OP>
+static void binary_range(const float* __restrict a, int64_t na, const float* __restrict b, int64_t nb, float* __restrict o, int64_t i0, int64_t i1) {
+  auto f = [](float x, float y) { return OP == 0 ? x + y : x * y; };
+  if (na == nb) {
+    for (int64_t i = i0; i < i1; ++i) o[i] = f(a[i], b[i]);
+  } else if (nb == 1) {
+    const float y = b[0];
+    for (int64_t i = i0; i < i1; ++i) o[i] = f(a[i], y);
+  } else if (na == 1) {
+    const float x = a[0];
+    for (int64_t i = i0; i < i1; ++i) o[i] = f(x, b[i]);
+  } else if (nb < na) {
+    // rows of nb: whole rows vectorise
+    int64_t i = i0;
+    for (; i < i1 && i % nb != 0; ++i) o[i] = f(a[i], b[i % nb]);
+    for (; i + nb <= i1; i += nb)
+      for (int64_t j = 0; j < nb; ++j) o[i + j] = f(a[i + j], b[j]);
+    for (; i < i1; ++i) o[i] = f(a[i], b[i % nb]);
+  } else {
+    int64_t i = i0;
+    for (; i < i1 && i % na != 0; ++i) o[i] = f(a[i % na], b[i]);
+    for (; i + na <= i1; i += na)
+      for (int64_t j = 0; j < na; ++j) o[i + j] = f(a[j], b[i + j]);
+    for (; i < i1; ++i) o[i] = f(a[i % na], b[i]);
+  }
+}
+
+napi_value Binary(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  int64_t op = 0;
+  F32 a, b, out;
+  if (!get_int(env, argv[0], &op) || (op != 0 && op != 1)) return throw_error(env, "@diff-instruct/native: binary: op must be 0 (add) or 1 (mul)");
+  if (!get_f32(env, argv[1], &a, "a") || !get_f32(env, argv[2], &b, "b") || !get_f32(env, argv[3], &out, "out")) return nullptr;
+  const int64_t n = (int64_t)out.length, na = (int64_t)a.length, nb = (int64_t)b.length;
+  const int64_t longer = std::max(na, nb), shorter = std::min(na, nb);
+  if (shorter == 0 || longer != n || n % shorter != 0)
+    return throw_error(env, "@diff-instruct/native: binary: the longer input must have the output's size and the shorter must divide it");
+  const int threads = t_worker || n < (1 << 16) ? 1 : g_threads;
+  split_range(n, threads, [&](int64_t i0, int64_t i1) {
+    if (op == 0) binary_range<0>(a.data, na, b.data, nb, out.data, i0, i1);
+    else binary_range<1>(a.data, na, b.data, nb, out.data, i0, i1);
+  });
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dropout masks from @diff-instruct/sde's Rng (xoshiro128**), draw for draw: unit i is kept (value
 // 1/keep) when its draw u = next/2³², rounded to float32, is below keep, else 0.
 // dropoutMask([s0, s1, s2, s3], keep, out) → the state after out.length draws
@@ -1148,6 +1200,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"transpose4", nullptr, Transpose4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reverse4", nullptr, Reverse4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dropoutMask", nullptr, DropoutMask, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},

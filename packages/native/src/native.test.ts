@@ -201,6 +201,32 @@ describe('@diff-instruct/native', () => {
     tf.dispose([...parts, dy]);
   });
 
+  it.each([
+    ['same shape', [4, 32, 32, 16], [4, 32, 32, 16]],
+    ['a scalar', [4, 32, 32, 16], []],
+    ['a scalar first', [], [8, 16, 16, 32]],
+    ['[C] against [..., C]', [2048, 48], [48]],
+    ['[1, 1, C] first', [1, 1, 24], [40, 30, 24]],
+    ['per-sample [N, 1, 1, C] (falls through)', [4, 16, 16, 32], [4, 1, 1, 32]],
+    ['small (falls through)', [3, 5], [5]],
+  ] as const)('add and multiply (%s) equal the backend’s own, bit for bit, on one thread or two', (_name, as, bs) => {
+    const a = randn([...as], 101);
+    const b = randn([...bs], 102);
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      const add = both(() => tf.add(a, b));
+      expect(add.native).toEqual(add.own);
+      const mul = both(() => tf.mul(a, b));
+      expect(mul.native).toEqual(mul.own);
+    }
+    setNativeThreads(1);
+    enableNativeKernels();
+    const ints = tf.add(tf.ones([5000], 'int32'), tf.ones([5000], 'int32'));
+    expect(ints.dtype).toBe('int32'); // integer tensors fall through
+    expect(ints.dataSync()[4999]).toBe(2);
+    tf.dispose([a, b, ints]);
+  });
+
   it('split by sizes and by count equals the backend’s own; integer tensors fall through', () => {
     const x = randn([3, 7, 4], 95);
     const bySizes = both(() => tf.concat(tf.split(x, [2, 4, 1], 1).map((t) => t.flatten())));
