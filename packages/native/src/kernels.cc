@@ -508,8 +508,9 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------
 // Filter gradient of a convolution: dW[ky, kx, ci, co] = Σ_{n, oy, ox} x_pad[n, oy·sh + ky,
 // ox·sw + kx, ci] · dy[n, oy, ox, co]. For each tap (ky, kx) and block of CIB input channels, CIB × 16
-// accumulators stay in registers while the loop walks every output pixel: one dy vector load and
-// CIB broadcast FMAs per pixel. Taps are spread over the threads. C_out must be a multiple of 16.
+// accumulators stay in registers while the loop walks a row of output pixels: one dy vector load and
+// CIB broadcast FMAs per pixel. (Tap, 16 output channels) units are spread over the threads. C_out
+// must be a multiple of 16.
 // ---------------------------------------------------------------------------------------------
 struct FilterGradGeom {
   const float* x;  // [n, h, w, c]
@@ -518,38 +519,53 @@ struct FilterGradGeom {
   int64_t n, h, w, c, ho, wo, co, kh, kw, sh, sw, pt, pl;
 };
 
+// Adds the contribution of output rows [oy0, oy1) of image b to CIB × 16 entries of dW (tap (ky, kx),
+// input channels ci0…, output channels cb…): the accumulators are loaded, updated along the rows in
+// registers, and stored.
 template <int CIB>
-static void filter_grad_block(const FilterGradGeom& g, int64_t ky, int64_t kx, int64_t ci0, int64_t cb) {
+static inline void filter_grad_rows(const FilterGradGeom& g, int64_t b, int64_t oy0, int64_t oy1, int64_t ky, int64_t kx, int64_t ci0, int64_t cb, float* out) {
   v16 acc[CIB];
-  for (int i = 0; i < CIB; ++i) acc[i] = v16{};
-  for (int64_t b = 0; b < g.n; ++b)
-    for (int64_t oy = 0; oy < g.ho; ++oy) {
-      const int64_t iy = oy * g.sh + ky - g.pt;
-      if (iy < 0 || iy >= g.h) continue;
-      const float* xrow = g.x + ((b * g.h + iy) * g.w) * g.c + ci0;
-      const float* dyrow = g.dy + ((b * g.ho + oy) * g.wo) * g.co + cb;
-      for (int64_t ox = 0; ox < g.wo; ++ox) {
-        const int64_t ix = ox * g.sw + kx - g.pl;
-        if (ix < 0 || ix >= g.w) continue;
-        const float* xv = xrow + ix * g.c;
-        const v16 d = load16(dyrow + ox * g.co);
-        for (int i = 0; i < CIB; ++i) acc[i] += xv[i] * d;
-      }
+  for (int i = 0; i < CIB; ++i) acc[i] = load16(out + i * g.co);
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    const int64_t iy = oy * g.sh + ky - g.pt;
+    if (iy < 0 || iy >= g.h) continue;
+    const float* xrow = g.x + ((b * g.h + iy) * g.w) * g.c + ci0;
+    const float* dyrow = g.dy + ((b * g.ho + oy) * g.wo) * g.co + cb;
+    for (int64_t ox = 0; ox < g.wo; ++ox) {
+      const int64_t ix = ox * g.sw + kx - g.pl;
+      if (ix < 0 || ix >= g.w) continue;
+      const float* xv = xrow + ix * g.c;
+      const v16 d = load16(dyrow + ox * g.co);
+      for (int i = 0; i < CIB; ++i) acc[i] += xv[i] * d;
     }
-  float* out = g.dw + ((ky * g.kw + kx) * g.c + ci0) * g.co + cb;
+  }
   for (int i = 0; i < CIB; ++i) store16(out + i * g.co, acc[i]);
 }
 
-static void filter_grad_taps(const FilterGradGeom& g, int64_t t0, int64_t t1) {
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t ky = t / g.kw, kx = t % g.kw;
-    for (int64_t cb = 0; cb < g.co; cb += 16) {
-      int64_t ci = 0;
-      for (; ci + 16 <= g.c; ci += 16) filter_grad_block<16>(g, ky, kx, ci, cb);
-      for (; ci + 4 <= g.c; ci += 4) filter_grad_block<4>(g, ky, kx, ci, cb);
-      for (; ci < g.c; ++ci) filter_grad_block<1>(g, ky, kx, ci, cb);
-    }
+// Units [u0, u1) of (tap, block of 16 output channels). Blocks of about 64 output pixels (whole
+// rows) are the outer loop, so their rows of x and dy are read from memory once and reused from L1
+// by every unit and input-channel block of the chunk. Each entry of dW still sums the pixels in
+// order (n, oy, ox), whatever the chunks: the result does not depend on the number of threads.
+static void filter_grad_units(const FilterGradGeom& g, int64_t u0, int64_t u1) {
+  const int64_t cblocks = g.co / 16;
+  const int64_t rows = std::max<int64_t>(1, 64 / std::max<int64_t>(1, g.wo));
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t tap = u / cblocks, cb = (u % cblocks) * 16;
+    for (int64_t ci = 0; ci < g.c; ++ci) std::memset(g.dw + (tap * g.c + ci) * g.co + cb, 0, 16 * sizeof(float));
   }
+  for (int64_t b = 0; b < g.n; ++b)
+    for (int64_t oy0 = 0; oy0 < g.ho; oy0 += rows) {
+      const int64_t oy1 = std::min(g.ho, oy0 + rows);
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t tap = u / cblocks, cb = (u % cblocks) * 16;
+        const int64_t ky = tap / g.kw, kx = tap % g.kw;
+        float* out = g.dw + (tap * g.c) * g.co + cb;
+        int64_t ci = 0;
+        for (; ci + 16 <= g.c; ci += 16) filter_grad_rows<16>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
+        for (; ci + 4 <= g.c; ci += 4) filter_grad_rows<4>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
+        for (; ci < g.c; ++ci) filter_grad_rows<1>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
+      }
+    }
 }
 
 // conv2dFilterGrad(x, [n, h, w, c], dy, [ho, wo, co], [kh, kw, strideH, strideW, padTop, padLeft], out)
@@ -565,9 +581,9 @@ napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
     return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: bad sizes (C_out must be a multiple of 16)");
   if ((size_t)(g.n * g.h * g.w * g.c) > x.length || (size_t)(g.n * g.ho * g.wo * g.co) > dy.length || (size_t)(g.kh * g.kw * g.c * g.co) > out.length)
     return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: an operand is smaller than its shape says");
-  const int64_t taps = g.kh * g.kw;
-  const int threads = 2.0 * g.n * g.ho * g.wo * taps * g.c * g.co < 3e7 ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, taps));
-  split_range(taps, threads, [&g](int64_t t0, int64_t t1) { filter_grad_taps(g, t0, t1); });
+  const int64_t units = g.kh * g.kw * (g.co / 16);
+  const int threads = 2.0 * g.n * g.ho * g.wo * g.kh * g.kw * g.c * g.co < 3e7 ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, units));
+  split_range(units, threads, [&g](int64_t u0, int64_t u1) { filter_grad_units(g, u0, u1); });
   return nullptr;
 }
 
