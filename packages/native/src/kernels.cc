@@ -1128,6 +1128,16 @@ napi_value DropoutMask(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[2], &out, "out")) return nullptr;
   uint32_t s0 = (uint32_t)st[0], s1 = (uint32_t)st[1], s2 = (uint32_t)st[2], s3 = (uint32_t)st[3];
   const float scale = (float)(1.0 / keep);
+  // fround(r / 2³²) < keep is monotone in r: it holds exactly for r below a threshold, found once by
+  // bisection (keep = 1 keeps every unit), so the loop compares integers.
+  auto kept = [keep](uint64_t r) { return (double)(float)((double)r / 4294967296.0) < keep; };
+  uint64_t lo = 0, hi = uint64_t{1} << 32;  // kept(r) for r < lo; not for r >= hi
+  while (lo < hi) {
+    const uint64_t mid = (lo + hi) / 2;
+    if (kept(mid)) lo = mid + 1;
+    else hi = mid;
+  }
+  const uint64_t threshold = lo;
   auto rotl = [](uint32_t x, int k) { return (x << k) | (x >> (32 - k)); };
   for (size_t i = 0; i < out.length; ++i) {
     const uint32_t result = rotl(s1 * 5u, 7) * 9u;
@@ -1138,7 +1148,7 @@ napi_value DropoutMask(napi_env env, napi_callback_info info) {
     s0 ^= s3;
     s2 ^= t;
     s3 = rotl(s3, 11);
-    out.data[i] = (double)(float)((double)result / 4294967296.0) < keep ? scale : 0.0f;
+    out.data[i] = (uint64_t)result < threshold ? scale : 0.0f;
   }
   napi_value arr, v;
   napi_create_array_with_length(env, 4, &arr);
