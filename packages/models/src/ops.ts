@@ -84,14 +84,21 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor
   return addBias(matmul(x, w), b);
 }
 
+/** A kernel of `@diff-instruct/native` (its BIAS_GRAD_KERNEL): Σ of dy [..., C] over the leading axes. */
+export const BIAS_GRAD_KERNEL = 'DiBiasGrad';
+
 /**
  * Σ of dy [..., C] over every axis but the last, → [C]: the gradient of a bias added along the last
- * axis. Written as ones[1, M]·dy[M, C], a plain matmul, about 10× faster on wasm than tf.sum over
- * the leading axes (which transposes first), and differentiable again (it is a `matmul`).
+ * axis. One native kernel where the backend has it (and no outer gradient is being recorded);
+ * otherwise ones[1, M]·dy[M, C], a plain matmul, about 10× faster on wasm than tf.sum over the
+ * leading axes (which transposes first), and differentiable again.
  */
 function biasGrad(dy: tf.Tensor): tf.Tensor1D {
   const c = dy.shape[dy.rank - 1]!;
   const m = dy.size / c;
+  if (dy.dtype === 'float32' && !recordingHigherOrder() && tf.getKernel(BIAS_GRAD_KERNEL, tf.getBackend()) !== undefined) {
+    return tf.engine().runKernel(BIAS_GRAD_KERNEL, { dy }, {}) as tf.Tensor1D;
+  }
   return matmul(tf.ones([1, m]) as tf.Tensor2D, dy.reshape([m, c]) as tf.Tensor2D).reshape([c]);
 }
 

@@ -57,6 +57,8 @@ export interface NativeAddon {
   transpose4(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
   reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
   upsample2x(x: Float32Array, shape: number[], out: Float32Array): void;
+  /** out[c] = Σ_r x[r, c], x [rows, cols] (slices fixed by the shape: the same result on any number of threads). */
+  columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   /** out = a + b (op 0) or a·b (op 1); the shorter input repeats cyclically (a scalar, or [C] against [..., C]). */
   binary(op: 0 | 1, a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** Fills `out` with a dropout mask drawn from an xoshiro128** state (as @diff-instruct/sde's Rng); returns the state after. */
@@ -253,8 +255,10 @@ export const SUM_SQUARES_KERNEL = 'DiSumSquares';
  * [mask (float32, `shape`), the state after (int32 [4], the words' bits)].
  */
 export const DROPOUT_MASK_KERNEL = 'DiDropoutMask';
+/** The gradient of a bias added along the last axis: input dy [..., C]; returns Σ over the leading axes, [C]. */
+export const BIAS_GRAD_KERNEL = 'DiBiasGrad';
 /** The kernels that only this package provides (registered beside the overrides). */
-const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, DROPOUT_MASK_KERNEL];
+const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, DROPOUT_MASK_KERNEL, BIAS_GRAD_KERNEL];
 type KernelName = (typeof KERNELS)[number];
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
@@ -447,6 +451,17 @@ function sumSquaresKernel(addon: NativeAddon, s: Storage, args: KernelArgs): Ten
   return out.info;
 }
 
+function biasGradKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo {
+  const { dy } = args.inputs as { dy: TensorInfo };
+  if (dy === undefined || !isF32(dy) || dy.shape.length < 1 || dy.shape[dy.shape.length - 1]! < 1) {
+    throw new Error(`${BIAS_GRAD_KERNEL}: expected a float32 dy [..., C], got ${dy?.dtype} [${dy?.shape}]`);
+  }
+  const c = dy.shape[dy.shape.length - 1]!;
+  const out = s.output([c]);
+  addon.columnSums(s.read(dy), sizeOf(dy.shape) / c, c, out.data);
+  return out.info;
+}
+
 function dropoutMaskKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] {
   const { shape, keep, state } = args.attrs as { shape: number[]; keep: number; state: readonly number[] };
   if (!Array.isArray(shape) || shape.some((d) => !(Number.isInteger(d) && d >= 0)) || !Array.isArray(state) || state.length !== 4) {
@@ -607,6 +622,7 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       [EMA_KERNEL, (s, args) => emaKernel(addon, s, args)],
       [SUM_SQUARES_KERNEL, (s, args) => sumSquaresKernel(addon, s, args)],
       [DROPOUT_MASK_KERNEL, (s, args) => dropoutMaskKernel(addon, s, args)],
+      [BIAS_GRAD_KERNEL, (s, args) => biasGradKernel(addon, s, args)],
     ];
     for (const [kernelName, run] of own) {
       if (tf.getKernel(kernelName, backendName) !== undefined) tf.unregisterKernel(kernelName, backendName);

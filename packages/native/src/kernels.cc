@@ -1114,6 +1114,40 @@ napi_value Binary(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Column sums of x [rows, cols] → [cols]: the gradient of a bias added along the last axis. The rows
+// are cut into a number of slices that depends on the shape only; each slice sums its rows in order
+// and the slices are added in order, so the result does not depend on the number of threads.
+// columnSums(x, rows, cols, out)
+// ---------------------------------------------------------------------------------------------
+napi_value ColumnSums(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  F32 x, out;
+  int64_t rows = 0, cols = 0;
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[3], &out, "out")) return nullptr;
+  if (!get_int(env, argv[1], &rows) || !get_int(env, argv[2], &cols) || rows < 0 || cols < 1)
+    return throw_error(env, "@diff-instruct/native: columnSums: bad sizes");
+  if ((size_t)(rows * cols) > x.length || (size_t)cols > out.length)
+    return throw_error(env, "@diff-instruct/native: columnSums: x or out is smaller than its shape says");
+  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(16, rows * cols / 16384));
+  std::vector<float> part((size_t)(slices * cols), 0.0f);
+  const float* xd = x.data;
+  const int threads = t_worker || slices == 1 ? 1 : g_threads;
+  split_range(slices, threads, [&](int64_t s0, int64_t s1) {
+    for (int64_t sl = s0; sl < s1; ++sl) {
+      float* acc = part.data() + sl * cols;
+      for (int64_t r = rows * sl / slices; r < rows * (sl + 1) / slices; ++r) {
+        const float* row = xd + r * cols;
+        for (int64_t c = 0; c < cols; ++c) acc[c] += row[c];
+      }
+    }
+  });
+  for (int64_t c = 0; c < cols; ++c) out.data[c] = part[c];
+  for (int64_t sl = 1; sl < slices; ++sl)
+    for (int64_t c = 0; c < cols; ++c) out.data[c] += part[sl * cols + c];
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dropout masks from @diff-instruct/sde's Rng (xoshiro128**), draw for draw: unit i is kept (value
 // 1/keep) when its draw u = next/2³², rounded to float32, is below keep, else 0.
 // dropoutMask([s0, s1, s2, s3], keep, out) → the state after out.length draws
@@ -1226,6 +1260,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"transpose4", nullptr, Transpose4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reverse4", nullptr, Reverse4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dropoutMask", nullptr, DropoutMask, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

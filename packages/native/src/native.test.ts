@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { ADAM_KERNEL, FILTER_GRAD_KERNEL, GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
+import { ADAM_KERNEL, BIAS_GRAD_KERNEL, FILTER_GRAD_KERNEL, GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, disableNativeKernels, enableNativeKernels, loadNative, nativeKernelsEnabled, nativeStatus, openblasCoretypeFor, setNativeThreads } from './index.js';
 
 const backend = tf.getBackend();
 const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -225,6 +225,31 @@ describe('@diff-instruct/native', () => {
     expect(ints.dtype).toBe('int32'); // integer tensors fall through
     expect(ints.dataSync()[4999]).toBe(2);
     tf.dispose([a, b, ints]);
+  });
+
+  it.each([
+    [[32, 32, 32, 16]],
+    [[2048, 96]],
+    [[3, 5]],
+    [[7]],
+  ])('bias gradient of dy %j is the sum over the leading axes, the same on one thread or two', (shape) => {
+    enableNativeKernels();
+    const dy = randn(shape, 103);
+    const c = shape[shape.length - 1]!;
+    const ref = tf.sum(dy.reshape([-1, c]), 0);
+    const sums = [1, 2].map((threads) => {
+      setNativeThreads(threads);
+      const t = tf.engine().runKernel(BIAS_GRAD_KERNEL, { dy }, {}) as tf.Tensor;
+      expect(t.shape).toEqual([c]);
+      const d = t.dataSync() as Float32Array;
+      t.dispose();
+      return d;
+    });
+    setNativeThreads(1);
+    expect(sums[1]).toEqual(sums[0]);
+    expect(relErr(ref.dataSync() as Float32Array, sums[0]!)).toBeLessThan(1e-5);
+    expect(() => tf.engine().runKernel(BIAS_GRAD_KERNEL, { dy: tf.scalar(1) }, {})).toThrow(/DiBiasGrad: expected a float32 dy \[\.\.\., C\]/);
+    tf.dispose([dy, ref]);
   });
 
   it('split by sizes and by count equals the backend’s own; integer tensors fall through', () => {
