@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 /** Multiply-adds × 2 of one call of a dense kernel, from its shapes; null for other kernels. */
-export function kernelFlops(name: string, inputShapes: number[][], outputShapes: number[][]): number | null {
+export function kernelFlops(name: string, inputShapes: number[][], outputShapes: number[][], attrs: Record<string, unknown> = {}): number | null {
   const prod = (s: number[] | undefined) => (s ?? []).reduce((a, b) => a * b, 1);
   switch (name) {
     case 'Conv2D':
@@ -26,7 +26,7 @@ export function kernelFlops(name: string, inputShapes: number[][], outputShapes:
     }
     case 'BatchMatMul': {
       const a = inputShapes[0]!;
-      return 2 * prod(outputShapes[0]) * a[a.length - 1]!;
+      return 2 * prod(outputShapes[0]) * a[a.length - (attrs.transposeA === true ? 2 : 1)]!;
     }
     default:
       return null;
@@ -64,31 +64,56 @@ export interface KernelProfileRow {
   ofPeak?: number;
 }
 
+type KernelFn = (args: { inputs: Record<string, tf.TensorInfo>; attrs?: Record<string, unknown>; backend: unknown }) => tf.TensorInfo | tf.TensorInfo[];
+
 /**
  * Profiles `run`, which performs `iterations` iterations (after the caller's warm-up), and returns
- * one row per kernel name, the slowest first, with its share of the summed kernel time.
+ * one row per kernel name, the slowest first, with its share of the summed kernel time; and the
+ * wall time per iteration, whose remainder over the kernels is the tfjs engine's and the
+ * JavaScript's own time (tapes, tensor bookkeeping, the code between kernels).
+ *
+ * Every kernel of the backend is wrapped for the run with a timer around its call. On `wasm` and
+ * `cpu` (with or without the native kernels) kernels run synchronously, so this is each kernel's
+ * whole time. (tf.profile's kernelTimeMs is not: on wasm it missed most of the native kernels' time.)
  */
 export async function profileKernels(run: () => Promise<void>, iterations: number, peakGflops: number): Promise<{ rows: KernelProfileRow[]; kernelMsPerIteration: number; wallMsPerIteration: number }> {
   const backendName = tf.getBackend();
-  const t0 = performance.now();
-  const info = await tf.profile(run);
-  const wall = (performance.now() - t0) / iterations;
   const agg = new Map<string, { ms: number; calls: number; flops: number; denseMs: number }>();
-  for (const k of info.kernels) {
-    // tf.profile also lists scopes (custom gradients' 'forward', composite ops) around the kernels
-    // they run: count registered kernels only, each once.
-    if (tf.getKernel(k.name, backendName) === undefined) continue;
-    const ms = Number(k.kernelTimeMs);
-    const a = agg.get(k.name) ?? { ms: 0, calls: 0, flops: 0, denseMs: 0 };
-    a.ms += ms;
-    a.calls += 1;
-    const f = kernelFlops(k.name, k.inputShapes as number[][], k.outputShapes as number[][]);
-    if (f !== null) {
-      a.flops += f;
-      a.denseMs += ms;
+  const configs = tf.getKernelsForBackend(backendName);
+  const wrap = (k: tf.KernelConfig) => {
+    const f = k.kernelFunc as unknown as KernelFn;
+    const kernelFunc: KernelFn = (args) => {
+      const t0 = performance.now();
+      const out = f(args);
+      const ms = performance.now() - t0;
+      const a = agg.get(k.kernelName) ?? { ms: 0, calls: 0, flops: 0, denseMs: 0 };
+      a.ms += ms;
+      a.calls += 1;
+      const outs = Array.isArray(out) ? out : [out];
+      const flops = kernelFlops(k.kernelName, Object.values(args.inputs).map((t) => t.shape), outs.map((t) => t.shape), args.attrs ?? {});
+      if (flops !== null) {
+        a.flops += flops;
+        a.denseMs += ms;
+      }
+      agg.set(k.kernelName, a);
+      return out;
+    };
+    return kernelFunc;
+  };
+  const swap = (to: (k: tf.KernelConfig) => tf.KernelConfig) => {
+    for (const k of configs) {
+      tf.unregisterKernel(k.kernelName, backendName);
+      tf.registerKernel(to(k));
     }
-    agg.set(k.name, a);
+  };
+  swap((k) => ({ ...k, kernelFunc: wrap(k) as unknown as tf.KernelFunc }));
+  const t0 = performance.now();
+  try {
+    await run();
+  } finally {
+    swap((k) => k); // the original configs
   }
+  const wall = (performance.now() - t0) / iterations;
   const total = [...agg.values()].reduce((s, a) => s + a.ms, 0);
   const rows = [...agg.entries()]
     .sort((x, y) => y[1].ms - x[1].ms)
