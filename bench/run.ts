@@ -7,7 +7,8 @@
  *   the count after step 10: no leaks).
  *
  * - for the MNIST UNet preset (mnist-tiny, 32×32×1, batch 32): ms per teacher step, ms per
- *   Diff-Instruct iteration, and images/s of one-step sampling against the 35-NFE Heun teacher;
+ *   Diff-Instruct iteration, ms per SiD iteration (`objective: 'sid'`, the trainer's defaults:
+ *   α 1.2, weighting 'sigma2'), and images/s of one-step sampling against the 35-NFE Heun teacher;
  * - the machine's matMul peak (GFLOP/s, 1024³ on this backend) and a profile of the MNIST
  *   Diff-Instruct iteration: ms per kernel, its share, and GFLOP/s of the dense kernels against
  *   that peak.
@@ -41,12 +42,13 @@ const data = { data: getTarget('ring8').sample(new Rng(1), 20000), sampleShape: 
 
 /** The PyTorch fields of a row: its ms on every core and on one thread, and ours / PyTorch (all cores). */
 function versus(ours: number, torch: ReturnType<typeof pytorchBoth>, key: 'msPerDiIteration' | 'msPerTeacherStep'): Record<string, unknown> {
-  if (torch.all === null) return { pytorchMs: null };
+  const ms = torch.all?.[key] ?? null;
+  if (torch.all === null || ms === null) return { pytorchMs: null };
   return {
-    pytorchMs: torch.all[key],
+    pytorchMs: ms,
     pytorchThreads: torch.all.threads,
     pytorch1ThreadMs: torch.one?.[key] ?? null,
-    ratio: ours / torch.all[key],
+    ratio: ours / ms,
     torch: torch.all.torch,
   };
 }
@@ -124,9 +126,35 @@ async function runMnistRows(): Promise<void> {
   const diMs = await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
     await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
   });
+  // SiD's generator step (packages/divergences/src/sid.ts) back-propagates through both denoisers
+  // into x_t: one more backward pass than IKL. The trainer's settings for it: α = sidAlpha (1.2)
+  // and the config's weighting, 'sigma2' by default (as `distill`'s SiD recipes), so c_i = 1.
+  const sidConfig = { ...DIFF_INSTRUCT_DEFAULTS, objective: 'sid' as const };
+  const sidMs = await timeSteps('MNIST SiD iteration', 5, async (steps) => {
+    const generator = tweedieGenerator(teacher, 2.5);
+    const r = await diffInstruct({ teacher, generator, config: { ...sidConfig, steps, batchSize: b }, rng: new Rng(3) });
+    disposeModel(r.ema);
+    disposeModel(r.fake);
+    disposeModel(generator);
+  });
   const torch = pytorchBoth('unet', b, 5);
+  const sidTorch = pytorchBoth('unet', b, 5, { what: 'di', objective: 'sid' });
   rows.push({ name: 'mnist-teacher-step', ms: teacherMs, ...versus(teacherMs, torch, 'msPerTeacherStep'), batch: b, model, backend, peakRssMiB: peakRssMiB() });
   rows.push({ name: 'mnist-diff-instruct-iteration', ms: diMs, ...versus(diMs, torch, 'msPerDiIteration'), batch: b, model, backend, peakRssMiB: peakRssMiB() });
+  rows.push({
+    name: 'mnist-sid-iteration',
+    ms: sidMs,
+    ...versus(sidMs, sidTorch, 'msPerDiIteration'),
+    sidOverIkl: sidMs / diMs,
+    pytorchSidOverIkl: sidTorch.all?.msPerDiIteration != null && torch.all?.msPerDiIteration != null ? sidTorch.all.msPerDiIteration / torch.all.msPerDiIteration : null,
+    objective: 'sid',
+    sidAlpha: sidConfig.sidAlpha,
+    weighting: sidConfig.weighting,
+    batch: b,
+    model,
+    backend,
+    peakRssMiB: peakRssMiB(),
+  });
   // One-step sampling against the 35-NFE teacher, 100 images, class labels 0..9.
   const n = 100;
   const label = oneHot(Int32Array.from({ length: n }, (_, i) => i % 10), 10);

@@ -2,11 +2,17 @@
 """PyTorch reference for `pnpm bench`: the same models and the same Diff-Instruct iteration as the
 TypeScript packages, timed on the CPU.
 
-    /usr/bin/python3 bench/reference/di_bench.py --model toy|unet --batch B --threads T --steps S --warmup W
+    /usr/bin/python3 bench/reference/di_bench.py --model toy|unet [--preset mnist-tiny|mnist-small]
+        [--what both|teacher|di] [--objective ikl|sid] --batch B --threads T
+        (--steps S | --seconds SEC [--min-steps M]) --warmup W
 
 prints one JSON object on stdout:
-    {"model", "batch", "threads", "msPerDiIteration", "msPerTeacherStep", "params", "torch"}
-(progress on stderr). `--list-params` prints the denoiser's parameters instead, as
+    {"model", "preset", "batch", "threads", "what", "objective", "msPerDiIteration",
+     "msPerTeacherStep", "teacherSteps", "diSteps", "params", "peakRssMiB", "torch"}
+(progress on stderr; the ms and steps of a step kind not timed (`--what`) are null). `--seconds`
+times as many steps as fill about SEC seconds at the pace of the warm-up steps (at least M, default
+2), instead of `--steps`. peakRssMiB is this process's own peak resident memory
+(resource.getrusage). `--list-params` prints the denoiser's parameters instead, as
 {name: shape} in the TypeScript layout (dense [in, out], conv [kh, kw, in, out]), to compare with
 `initDenoiser(config, null).params`.
 
@@ -14,19 +20,24 @@ What it replicates (see bench/reference/README.md):
 - toy: the EDM denoiser around the MLP of packages/models/src/mlp.ts (dim 2, hidden [256, 256, 256],
   embedDim 64, unconditional, sigmaData 1.4 as in bench/run.ts), data ring8; the generator is
   `tweedieGenerator(teacher, 2.5)`;
-- unet: the EDM denoiser around the UNet of packages/models/src/unet.ts, preset 'mnist-tiny'
-  (packages/models/src/presets.ts), sigmaData 0.5, 10 classes (one-hot labels), same generator;
+- unet: the EDM denoiser around the UNet of packages/models/src/unet.ts, preset 'mnist-tiny' or
+  'mnist-small' (`--preset`, packages/models/src/presets.ts), sigmaData 0.5, 10 classes (one-hot
+  labels), same generator;
 - one teacher step = packages/trainer/src/teacher.ts (DSM loss, dropout and 10 % label dropout,
   Adam (0.9, 0.999) at 1e-3, EMA half-life 200);
 - one Diff-Instruct iteration = packages/trainer/src/diffInstruct.ts (fake-score DSM step on
   detached generator samples, generator step through the IKL surrogate with both score networks
-  under no_grad, Adam (0, 0.99) at 1e-4 for both, gradient norm, EMA half-life 100).
+  under no_grad, Adam (0, 0.99) at 1e-4 for both, gradient norm, EMA half-life 100);
+- `--objective sid`: the generator step through SiD's loss instead (packages/divergences/src/sid.ts
+  `sidLoss`, α 1.2, the trainer's default weighting 'sigma2'): it back-propagates through both
+  denoisers into x_t, whose weights are frozen (requires_grad False) but not run under no_grad.
 """
 
 import argparse
 import copy
 import json
 import math
+import resource
 import sys
 import time
 
@@ -297,6 +308,21 @@ def dsm_loss(denoiser, x0, sigma, noise, label, sigma_data):
     return (weight * (d - x0).square()).mean()
 
 
+def score_weights(weighting, s, sigma_data, x0=None, d_teacher=None):
+    """w(σ) per sample (iklWeights): 'sigma2' σ², 'uniform' 1, 'edm' σ²(σ² + σ_d²)/σ_d², 'dmd'
+    σ² / mean_dims|x0 − D_teacher| (the DMD normaliser). Constants: call it under no_grad."""
+    if weighting == 'sigma2':
+        return s * s
+    if weighting == 'uniform':
+        return torch.ones_like(s)
+    if weighting == 'edm':
+        return s * s * (s * s + sigma_data ** 2) / sigma_data ** 2
+    if weighting == 'dmd':
+        scale = (x0 - d_teacher).abs().reshape(x0.shape[0], -1).mean(dim=1)
+        return s * s / per_sample(scale.clamp_min(1e-12), x0)
+    raise ValueError(f'unsupported weighting {weighting!r}')
+
+
 def ikl_surrogate(x0, sigma, noise, teacher, fake, label, sigma_data, weighting='sigma2'):
     """Stop-gradient surrogate of (3.2): L = Σ g ⊙ x0, g = w(σ)(D_fake − D_teacher)/(σ²·N), so ∂L/∂x0 = g."""
     n = x0.shape[0]
@@ -305,16 +331,28 @@ def ikl_surrogate(x0, sigma, noise, teacher, fake, label, sigma_data, weighting=
         xt = x0.detach() + s * noise
         d_teacher = teacher(xt, sigma, label)
         d_fake = fake(xt, sigma, label)
-        if weighting == 'sigma2':
-            w = s * s
-        elif weighting == 'uniform':
-            w = torch.ones_like(s)
-        elif weighting == 'edm':
-            w = s * s * (s * s + sigma_data ** 2) / sigma_data ** 2
-        else:
-            raise ValueError(f'unsupported weighting {weighting!r}')
+        w = score_weights(weighting, s, sigma_data, x0, d_teacher)
         g = w * (d_fake - d_teacher) / (s * s * n)
     return (g * x0).sum()
+
+
+def sid_loss(x0, sigma, noise, teacher, fake, label, sigma_data, alpha=1.2, weighting='sigma2'):
+    """SiD's generator loss (sidLoss), x_t = x0 + σn, f_T = D_teacher(x_t), f_F = D_fake(x_t):
+
+        L = (1/N) Σ_i c_i Σ_dims (f_T − f_F) ⊙ ((f_T − x0) − α (f_T − f_F)),   c_i = w(σ_i)/σ_i²
+
+    A real loss: the gradient reaches x0 directly and through x_t through both denoisers (their
+    Jacobians), so neither runs under no_grad; the caller freezes their weights (requires_grad
+    False), and c_i is a constant."""
+    n = x0.shape[0]
+    s = per_sample(sigma, x0)
+    xt = x0 + s * noise
+    f_t = teacher(xt, sigma, label)
+    f_f = fake(xt, sigma, label)
+    with torch.no_grad():
+        c = score_weights(weighting, s, sigma_data, x0, f_t) / (s * s)
+    d = f_t - f_f
+    return (c * d * ((f_t - x0) - alpha * d)).sum() / n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +387,8 @@ def one_hot(labels, num_classes):
 
 
 TEACHER = dict(lr=1e-3, betas=(0.9, 0.999), ema_half_life=200, label_dropout=0.1)
-DI = dict(lr_generator=1e-4, lr_fake=1e-4, betas=(0.0, 0.99), ema_half_life=100, sigma_star=2.5)
+DI = dict(lr_generator=1e-4, lr_fake=1e-4, betas=(0.0, 0.99), ema_half_life=100, sigma_star=2.5, weighting='sigma2',
+          sid_alpha=1.2)
 
 
 class TeacherTrainer:
@@ -380,9 +419,13 @@ class TeacherTrainer:
 
 
 class DiffInstructTrainer:
-    """One iteration = diffInstruct.ts (fakeStepsPerGeneratorStep 1, weighting 'sigma2', no clipping)."""
+    """One iteration = diffInstruct.ts (fakeStepsPerGeneratorStep 1, weighting 'sigma2', no clipping),
+    the generator step by `objective`: 'ikl' (iklSurrogate) or 'sid' (sidLoss, α 1.2)."""
 
-    def __init__(self, teacher, num_classes, batch, sample_shape):
+    def __init__(self, teacher, num_classes, batch, sample_shape, objective='ikl'):
+        if objective not in ('ikl', 'sid'):
+            raise ValueError(f'unknown objective {objective!r}')
+        self.objective = objective
         self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
         self.fake = copy.deepcopy(teacher).eval().requires_grad_(True)  # fake score: a copy of the teacher
         self.generator = TweedieGenerator(copy.deepcopy(teacher), DI['sigma_star']).eval().requires_grad_(True)
@@ -410,12 +453,22 @@ class DiffInstructTrainer:
         self.opt_f.zero_grad(set_to_none=True)
         fake_loss.backward()
         self.opt_f.step()
-        # Step 2: the generator through the IKL surrogate; teacher and fake run under no_grad.
+        # Step 2: the generator through the IKL surrogate (teacher and fake under no_grad), or
+        # through SiD's loss (back-propagated through both, whose weights stay frozen).
         z, label, sigma, noise = self.draw()
         x0 = self.generator(z, label)
-        surrogate = ikl_surrogate(x0, sigma, noise, self.teacher, self.fake, label, self.sigma_data)
         self.opt_g.zero_grad(set_to_none=True)
-        surrogate.backward()
+        if self.objective == 'sid':
+            self.fake.requires_grad_(False)  # the teacher's are frozen for good
+            try:
+                surrogate = sid_loss(x0, sigma, noise, self.teacher, self.fake, label, self.sigma_data,
+                                     DI['sid_alpha'], DI['weighting'])
+                surrogate.backward()
+            finally:
+                self.fake.requires_grad_(True)
+        else:
+            surrogate = ikl_surrogate(x0, sigma, noise, self.teacher, self.fake, label, self.sigma_data, DI['weighting'])
+            surrogate.backward()
         with torch.no_grad():
             grad_norm = torch.stack([p.grad.square().sum() for p in self.gen_params]).sum().sqrt().item()
         self.opt_g.step()
@@ -430,9 +483,11 @@ class DiffInstructTrainer:
 TOY_NET = dict(dim=2, hidden=[256, 256, 256], embed_dim=64, num_classes=0)
 MNIST_TINY = dict(resolution=32, channels=1, model_channels=16, channel_mult=[1, 2, 2], num_blocks=1,
                   attn_resolutions=[8], dropout=0.1, embed_dim=64, num_classes=10)
+MNIST_SMALL = dict(MNIST_TINY, model_channels=32, embed_dim=128)
+UNET_PRESETS = {'mnist-tiny': MNIST_TINY, 'mnist-small': MNIST_SMALL}
 
 
-def build(model):
+def build(model, preset='mnist-tiny'):
     """The teacher denoiser, its dataset (data, labels), the number of classes, one sample's shape."""
     if model == 'toy':
         teacher = EdmDenoiser(MlpScore(**TOY_NET), sigma_data=1.4)
@@ -441,7 +496,7 @@ def build(model):
         data = 2.0 * torch.stack([comp.cos(), comp.sin()], dim=1) + 0.1 * torch.randn(20000, 2)
         return teacher, data, None, 0, [2]
     if model == 'unet':
-        teacher = EdmDenoiser(UnetScore(**MNIST_TINY), sigma_data=0.5)
+        teacher = EdmDenoiser(UnetScore(**UNET_PRESETS[preset]), sigma_data=0.5)
         data = torch.rand(256, 1, 32, 32) * 2 - 1  # as runMnistRows: uniform in [-1, 1], labels i % 10
         labels = torch.arange(256) % 10
         return teacher, data, labels, 10, [1, 32, 32]
@@ -458,23 +513,39 @@ def ts_layout(shape):
     return s
 
 
-def time_steps(label, fn, steps, warmup):
+def time_steps(label, fn, steps, warmup, seconds=None, min_steps=2):
+    """ms per call of fn over `steps` calls after `warmup` calls; with `seconds`, as many calls as fill
+    about that many seconds at the warm-up's pace (at least min_steps). Returns (ms, steps)."""
+    t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
+    if seconds is not None:
+        warm_ms = (time.perf_counter() - t0) * 1000 / max(warmup, 1)
+        steps = max(min_steps, min(500, round(seconds * 1000 / warm_ms)))
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
     ms = (time.perf_counter() - t0) * 1000 / steps
-    print(f'{label}: {ms:.2f} ms/step', file=sys.stderr)
-    return ms
+    print(f'{label}: {ms:.2f} ms/step over {steps} steps', file=sys.stderr)
+    return ms, steps
+
+
+def peak_rss_mib():
+    """This process's peak resident memory (ru_maxrss is in KiB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--model', choices=['toy', 'unet'], required=True)
+    ap.add_argument('--preset', choices=sorted(UNET_PRESETS), default='mnist-tiny', help='the UNet of --model unet')
+    ap.add_argument('--what', choices=['both', 'teacher', 'di'], default='both', help='which step kinds to time')
+    ap.add_argument('--objective', choices=['ikl', 'sid'], default='ikl', help="the Diff-Instruct generator step's loss")
     ap.add_argument('--batch', type=int, default=None, help='default: 512 (toy), 32 (unet), as bench/run.ts')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--steps', type=int, default=None, help='timed iterations; default 20 (toy), 5 (unet)')
+    ap.add_argument('--seconds', type=float, default=None, help='time about this many seconds of steps instead of --steps')
+    ap.add_argument('--min-steps', type=int, default=2, help='with --seconds: at least this many timed steps')
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--list-params', action='store_true', help='print {name: shape} (TypeScript layout) and exit')
@@ -483,27 +554,39 @@ def main():
     torch.manual_seed(args.seed)
     batch = args.batch or (512 if args.model == 'toy' else 32)
     steps = args.steps or (20 if args.model == 'toy' else 5)
+    preset = args.preset if args.model == 'unet' else None
 
-    teacher, data, labels, num_classes, sample_shape = build(args.model)
+    teacher, data, labels, num_classes, sample_shape = build(args.model, args.preset)
     if args.list_params:
         print(json.dumps({n: ts_layout(p.shape) for n, p in teacher.named_parameters()}))
         return
     params = sum(p.numel() for p in teacher.parameters())
-    print(f'{args.model}: {params:,} parameters, batch {batch}, {torch.get_num_threads()} thread(s), torch {torch.__version__}',
-          file=sys.stderr)
+    print(f'{args.model}{f" {preset}" if preset else ""}: {params:,} parameters, batch {batch}, '
+          f'{torch.get_num_threads()} thread(s), torch {torch.__version__}', file=sys.stderr)
 
-    tt = TeacherTrainer(teacher, data, labels, num_classes, batch)
-    teacher_ms = time_steps('teacher DSM step', tt.step, steps, args.warmup)
-    di = DiffInstructTrainer(teacher, num_classes, batch, sample_shape)
-    di_ms = time_steps('Diff-Instruct iteration', di.step, steps, args.warmup)
+    timing = dict(steps=steps, warmup=args.warmup, seconds=args.seconds, min_steps=args.min_steps)
+    teacher_ms = teacher_steps = di_ms = di_steps = None
+    if args.what in ('both', 'teacher'):
+        tt = TeacherTrainer(teacher, data, labels, num_classes, batch)
+        teacher_ms, teacher_steps = time_steps('teacher DSM step', tt.step, **timing)
+        del tt
+    if args.what in ('both', 'di'):
+        di = DiffInstructTrainer(teacher, num_classes, batch, sample_shape, args.objective)
+        di_ms, di_steps = time_steps(f'Diff-Instruct iteration ({args.objective})', di.step, **timing)
 
     print(json.dumps({
         'model': args.model,
+        'preset': preset,
         'batch': batch,
         'threads': args.threads,
+        'what': args.what,
+        'objective': args.objective,
         'msPerDiIteration': di_ms,
         'msPerTeacherStep': teacher_ms,
+        'teacherSteps': teacher_steps,
+        'diSteps': di_steps,
         'params': params,
+        'peakRssMiB': peak_rss_mib(),
         'torch': torch.__version__,
     }))
 
