@@ -17,9 +17,21 @@
  * the same run: `pytorchMs` on every core, `pytorch1ThreadMs`, and `ratio` = ours / PyTorch (all
  * cores); and `peakRssMiB` of this process.
  *
+ * BENCH_ONLY=scaling (never part of the default run) runs the scaling group instead: ms per step,
+ * images/s and peak RSS of the teacher step and of the Diff-Instruct iteration for the UNet presets
+ * mnist-tiny and mnist-small at batch 16, 32, 64 and the largest batch the trainer's memory guard
+ * accepts (and, ours only, the next power of two, which the guard refuses), ours and PyTorch (every
+ * core), each row in a fresh process (bench/scaling.ts, di_bench.py) so that its peak RSS is its
+ * own. BENCH_SCALING_QUICK=1 cuts each row to one warm-up and one timed step (a smoke test).
+ * `bench/scaling-plot.ts <rows.json>` draws the rows (docs/bench-scaling.png) and prints their table.
+ *
  * BENCH_STEPS (default 10000) sets the length of the leak run; BENCH_BACKEND picks the backend;
- * BENCH_ONLY=toy|mnist|profile runs one group; BENCH_PYTORCH=0 skips the reference.
+ * BENCH_ONLY=toy|mnist|profile|scaling runs one group; BENCH_PYTORCH=0 skips the reference.
  */
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '@diff-instruct/cli';
 import { createDenoiser, disposeModel, tweedieGenerator, unetPreset } from '@diff-instruct/models';
@@ -29,9 +41,11 @@ import { diffInstruct, trainTeacher } from '@diff-instruct/trainer/node';
 import { getTarget } from '@diff-instruct/data';
 
 import { matMulPeakGflops, profileKernels } from './profile.js';
-import { peakRssMiB, pytorchBoth } from './pytorch.js';
+import { peakRssMiB, pytorchBoth, runPytorch } from './pytorch.js';
+import type { ScalingChildRow } from './scaling.js';
 
-const backend = await selectBackend(process.env.BENCH_BACKEND);
+// The scaling group runs every row in a child process, each with its own backend.
+const backend = process.env.BENCH_ONLY === 'scaling' ? 'see each row' : await selectBackend(process.env.BENCH_BACKEND);
 const leakSteps = Number(process.env.BENCH_STEPS ?? 10000);
 /** The leak run's batch: small, so that 10,000 steps take a couple of minutes (leaks do not depend on it). */
 const leakBatch = 64;
@@ -63,9 +77,11 @@ async function timeSteps(label: string, steps: number, fn: (steps: number) => Pr
 }
 
 const only = process.env.BENCH_ONLY;
+if (only !== undefined && !['toy', 'mnist', 'profile', 'scaling'].includes(only)) throw new Error(`BENCH_ONLY=${only}: use toy, mnist, profile or scaling`);
 if (only === undefined || only === 'toy') await runToyRows();
 if (only === undefined || only === 'mnist') await runMnistRows();
 if (only === undefined || only === 'profile') await runProfileRows();
+if (only === 'scaling') runScalingRows();
 process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 
 async function runToyRows(): Promise<void> {
@@ -198,14 +214,91 @@ async function runProfileRows(): Promise<void> {
     disposeModel(r.ema);
     disposeModel(r.fake);
   }, profiled, peak);
-  rows.push({
-    name: 'mnist-diff-instruct-profile',
-    ms: diMs,
-    kernelMsPerIteration: prof.kernelMsPerIteration,
-    kernels: prof.rows.slice(0, 16),
-    otherKernelsMsPerIteration: prof.rows.slice(16).reduce((s, r) => s + r.msPerIteration, 0),
+  /** The profile as a row: the 16 slowest kernels, the rest, and the time outside kernels (engine and JavaScript). */
+  const profileRow = (name: string, ms: number, p: typeof prof) => ({
+    name,
+    ms,
+    wallMsPerIteration: p.wallMsPerIteration,
+    kernelMsPerIteration: p.kernelMsPerIteration,
+    outsideKernelsMsPerIteration: p.wallMsPerIteration - p.kernelMsPerIteration,
+    kernelCallsPerIteration: p.rows.reduce((s, r) => s + r.callsPerIteration, 0),
+    kernels: p.rows.slice(0, 16),
+    otherKernelsMsPerIteration: p.rows.slice(16).reduce((s, r) => s + r.msPerIteration, 0),
     batch: b,
     model,
     backend,
   });
+  rows.push(profileRow('mnist-diff-instruct-profile', diMs, prof));
+  // The teacher step, with the images and labels of runMnistRows.
+  const images = { data: new Rng(1).uniform(256 * 1024, -1, 1), sampleShape: [32, 32, 1], labels: Int32Array.from({ length: 256 }, (_, i) => i % 10), numClasses: 10 };
+  const teacherRun = (steps: number) => trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
+  const teacherMs = await timeSteps('MNIST teacher step', 5, async (steps) => {
+    await teacherRun(steps);
+  });
+  const tprof = await profileKernels(async () => {
+    await teacherRun(3);
+  }, 3, peak);
+  rows.push(profileRow('mnist-teacher-step-profile', teacherMs, tprof));
+}
+
+/**
+ * The scaling group (BENCH_ONLY=scaling): for each UNet preset and step kind, ours at batch 16, 32,
+ * 64, the largest batch the memory guard accepts and the next power of two above it (which it
+ * refuses), then PyTorch on every core at 16, 32, 64 and that largest batch; each row in a fresh
+ * process (bench/scaling.ts; di_bench.py), so that its peak RSS is its own.
+ */
+function runScalingRows(): void {
+  const quick = process.env.BENCH_SCALING_QUICK === '1';
+  // About 6 s of timed steps per row (at least 2 steps) after 2 warm-up steps (1 above batch 64).
+  // Quick (one warm-up step, one timed step): 36 rows in 8.5 min on the 2-core machine while it
+  // trained a teacher; the full run adds about 6 s per timed row and a step per row (~12–14 min).
+  const timing = (batch: number) => (quick ? { seconds: 0.01, warmup: 1, minSteps: 1 } : { seconds: 6, warmup: batch > 64 ? 1 : 2, minSteps: 2 });
+  const script = join(import.meta.dirname, 'scaling.ts');
+  const threads = cpus().length;
+  const t0 = performance.now();
+  for (const preset of ['mnist-tiny', 'mnist-small'] as const) {
+    for (const what of ['teacher', 'di'] as const) {
+      const whatName = what === 'teacher' ? 'teacher-step' : 'di-iteration';
+      const name = (impl: string, batch: number | string) => `scaling-${preset}-${whatName}-${impl}-batch-${batch}`;
+      const common = { group: 'scaling', preset, what: whatName };
+      let maxBatch: number | null = null;
+      const ours = (batchArg: string, batchKind: string) => {
+        const t = timing(batchArg === 'max' ? (maxBatch ?? Infinity) : Number(batchArg));
+        const args = ['--preset', preset, '--what', what, '--batch', batchArg, '--seconds', String(t.seconds), '--warmup', String(t.warmup), '--min-steps', String(t.minSteps)];
+        // The same node flags as this process (the source condition, tsx), so the child runs the same code.
+        const r = spawnSync(process.execPath, [...process.execArgv, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env: process.env });
+        const line = r.status === 0 ? r.stdout.trim().split('\n').at(-1) : undefined;
+        if (line === undefined) {
+          rows.push({ name: name('ours', batchArg), ...common, impl: 'ours', batchKind, batch: batchArg === 'max' ? maxBatch : Number(batchArg), error: `bench/scaling.ts exited with ${r.status ?? r.signal}` });
+          return;
+        }
+        const c = JSON.parse(line) as ScalingChildRow;
+        maxBatch ??= c.maxBatch;
+        rows.push({ name: name('ours', c.batch), ...common, impl: 'ours', batchKind, batch: c.batch, maxBatch: c.maxBatch, ms: c.ms ?? null, imagesPerS: c.imagesPerS ?? null, peakRssMiB: c.peakRssMiB, steps: c.steps ?? null, ...(c.refused !== undefined ? { refused: c.refused } : {}), params: c.params, backend: c.backend });
+      };
+      for (const b of [16, 32, 64]) ours(String(b), String(b));
+      ours('max', 'max');
+      // The next power of two above the largest batch: the guard's refusal, as a row.
+      if (maxBatch !== null && 2 ** Math.ceil(Math.log2(maxBatch + 1)) > 64) ours(String(2 ** Math.ceil(Math.log2(maxBatch + 1))), 'over-max');
+      if (process.env.BENCH_PYTORCH === '0') continue;
+      const batches: Array<[number | null, string]> = [[16, '16'], [32, '32'], [64, '64'], [maxBatch, 'max']];
+      for (const [batch, batchKind] of batches) {
+        if (batch === null) {
+          rows.push({ name: name('pytorch', batchKind), ...common, impl: 'pytorch', batchKind, batch, error: 'no largest batch: the memory guard gave none for ours' });
+          continue;
+        }
+        const why: { reason?: string } = {};
+        const j = runPytorch({ model: 'unet', preset, what, batch, threads, ...timing(batch) }, why);
+        const ms = j === null ? null : what === 'teacher' ? j.msPerTeacherStep : j.msPerDiIteration;
+        if (j === null || ms === null) {
+          rows.push({ name: name('pytorch', batch), ...common, impl: 'pytorch', batchKind, batch, error: why.reason ?? 'no timing' });
+          continue;
+        }
+        rows.push({ name: name('pytorch', batch), ...common, impl: 'pytorch', batchKind, batch, maxBatch, ms, imagesPerS: (batch * 1000) / ms, peakRssMiB: j.peakRssMiB, steps: what === 'teacher' ? j.teacherSteps : j.diSteps, params: j.params, threads, torch: j.torch });
+      }
+    }
+  }
+  const backends = new Set(rows.filter((r) => r.impl === 'ours' && typeof r.backend === 'string').map((r) => r.backend));
+  if (backends.size > 1) process.stderr.write(`bench: WARNING: the scaling rows ran on different backends (${[...backends].join(' | ')}); was the native addon rebuilt meanwhile?\n`);
+  process.stderr.write(`scaling: ${rows.length} rows in ${((performance.now() - t0) / 60000).toFixed(1)} min\n`);
 }
