@@ -64,7 +64,7 @@ export interface KernelProfileRow {
   ofPeak?: number;
 }
 
-type KernelFn = (args: { inputs: Record<string, tf.TensorInfo>; attrs?: Record<string, unknown>; backend: unknown }) => tf.TensorInfo | tf.TensorInfo[];
+type KernelFn = (args: { inputs: Record<string, tf.TensorInfo | undefined>; attrs?: Record<string, unknown>; backend: unknown }) => tf.TensorInfo | tf.TensorInfo[];
 
 /**
  * Profiles `run`, which performs `iterations` iterations (after the caller's warm-up), and returns
@@ -90,7 +90,7 @@ export async function profileKernels(run: () => Promise<void>, iterations: numbe
       a.ms += ms;
       a.calls += 1;
       const outs = Array.isArray(out) ? out : [out];
-      const flops = kernelFlops(k.kernelName, Object.values(args.inputs).map((t) => t.shape), outs.map((t) => t.shape), args.attrs ?? {});
+      const flops = kernelFlops(k.kernelName, Object.values(args.inputs).filter((t) => t !== undefined).map((t) => t.shape), outs.map((t) => t.shape), args.attrs ?? {});
       if (flops !== null) {
         a.flops += flops;
         a.denseMs += ms;
