@@ -56,6 +56,7 @@ class Pool {
       fn_ = fn;
       ctx_ = ctx;
       chunks_ = chunks;
+      workers_ = workers;
       done_.store(0, std::memory_order_relaxed);
       next_.store(gen << 32, std::memory_order_relaxed);
       generation_.store(gen, std::memory_order_release);
@@ -93,12 +94,15 @@ class Pool {
     while ((int)count_ < workers) {
       // the generation before this call's job: a thread that starts late still sees the job as new
       const uint64_t seen = generation_.load(std::memory_order_acquire);
-      std::thread([this, seen] { loop(seen); }).detach();
+      const int index = (int)count_ + 1;
+      std::thread([this, index, seen] { loop(index, seen); }).detach();
       ++count_;
     }
   }
 
-  void loop(uint64_t seen) {
+  // Worker `index` (1, 2, …) takes part in a job only when the job asked for at least that many
+  // workers, so that fewer threads than were ever started run after setThreads lowers the count.
+  void loop(int index, uint64_t seen) {
     t_worker = true;
     for (;;) {
       auto start = std::chrono::steady_clock::now();
@@ -115,15 +119,16 @@ class Pool {
       }
       void (*fn)(void*, int);
       void* ctx;
-      int chunks;
+      int chunks, workers;
       {
         std::lock_guard<std::mutex> lock(mu_);
         seen = generation_.load(std::memory_order_acquire);
         fn = fn_;
         ctx = ctx_;
         chunks = chunks_;
+        workers = workers_;
       }
-      work(seen, fn, ctx, chunks);
+      if (index <= workers) work(seen, fn, ctx, chunks);
     }
   }
 
@@ -137,6 +142,7 @@ class Pool {
   void (*fn_)(void*, int) = nullptr;
   void* ctx_ = nullptr;
   int chunks_ = 0;
+  int workers_ = 0;
   unsigned count_ = 0;
 };
 

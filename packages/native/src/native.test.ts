@@ -396,7 +396,12 @@ describe('@diff-instruct/native', () => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
     const woken = run();
     const repeated = Array.from({ length: 20 }, () => run()).at(-1)!; // back to back: spinning workers
+    enableNativeKernels({ threads: 4 }); // more workers than cores, then fewer again
+    const four = run();
+    enableNativeKernels({ threads: 2 });
+    const twoAgain = run();
     enableNativeKernels({ threads: 1 });
+    for (const again of [four, twoAgain]) again.forEach((arr, i) => expect(arr).toEqual(two[i]));
     for (const again of [woken, repeated]) again.forEach((arr, i) => expect(arr).toEqual(two[i]));
     expect(two[0]).toEqual(one[0]);
     expect(two[1]).toEqual(one[1]);
