@@ -14,13 +14,18 @@ import type { Rng } from '@diff-instruct/sde';
 
 type MatMul = (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
+/** Whether the active backend has this kernel (the `@diff-instruct/native` ones are registered per backend). */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
 /**
  * Whether the backend's matMul runs the transposeA/B flags at full speed: true where
  * `@diff-instruct/native` serves it (OpenBLAS or the built-in GEMM take op(A), op(B) directly; its
  * filter-gradient kernel is registered with it), false on plain wasm and cpu.
  */
 function fastTransposeFlags(): boolean {
-  return tf.getKernel(FILTER_GRAD_KERNEL, tf.getBackend()) !== undefined;
+  return hasKernel(FILTER_GRAD_KERNEL);
 }
 
 type MatMulT = (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
@@ -96,7 +101,7 @@ export const BIAS_GRAD_KERNEL = 'DiBiasGrad';
 function biasGrad(dy: tf.Tensor): tf.Tensor1D {
   const c = dy.shape[dy.rank - 1]!;
   const m = dy.size / c;
-  if (dy.dtype === 'float32' && !recordingHigherOrder() && tf.getKernel(BIAS_GRAD_KERNEL, tf.getBackend()) !== undefined) {
+  if (dy.dtype === 'float32' && !recordingHigherOrder() && hasKernel(BIAS_GRAD_KERNEL)) {
     return tf.engine().runKernel(BIAS_GRAD_KERNEL, { dy }, {}) as tf.Tensor1D;
   }
   return matmul(tf.ones([1, m]) as tf.Tensor2D, dy.reshape([m, c]) as tf.Tensor2D).reshape([c]);
@@ -244,7 +249,7 @@ type FilterGrad = (x: tf.Tensor4D, dy: tf.Tensor4D) => tf.Tensor4D;
 
 /** ∂w of convPadded by the native kernel, with the gradients of that gradient written as convs (second order). */
 function nativeWeightGrad(dy: tf.Tensor4D, x: tf.Tensor4D, wShape: number[], s: number, pads: Pads): tf.Tensor4D | null {
-  if (wShape[3]! % 16 !== 0 || tf.getKernel(FILTER_GRAD_KERNEL, tf.getBackend()) === undefined) return null;
+  if (wShape[3]! % 16 !== 0 || !hasKernel(FILTER_GRAD_KERNEL)) return null;
   const f = tf.customGrad(((xx: tf.Tensor4D, dyy: tf.Tensor4D, save: tf.GradSaveFunc) => {
     save([xx, dyy]);
     return {
@@ -380,7 +385,7 @@ function groupNormAct(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, groups:
   return tf.tidy(() => {
     const g4 = perSampleChannels(name, 'gamma', gamma, n, c);
     const b4 = perSampleChannels(name, 'beta', beta, n, c);
-    if (x.dtype === 'float32' && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) !== undefined) return nativeGroupNorm(x, g4, b4, groups, eps, act);
+    if (x.dtype === 'float32' && hasKernel(GROUP_NORM_KERNEL)) return nativeGroupNorm(x, g4, b4, groups, eps, act);
     return composedGroupNorm(x, g4, b4, groups, eps, act);
   });
 }
@@ -549,7 +554,7 @@ export const DROPOUT_MASK_KERNEL = 'DiDropoutMask';
  */
 export function dropoutMaskTensor(rng: Rng, shape: number[], keep: number): tf.Tensor {
   if (!(keep > 0 && keep <= 1)) throw new Error(`dropoutMaskTensor: keep must be in (0, 1], got ${keep}`);
-  if (tf.getKernel(DROPOUT_MASK_KERNEL, tf.getBackend()) !== undefined) {
+  if (hasKernel(DROPOUT_MASK_KERNEL)) {
     const [mask, after] = tf.engine().runKernel(DROPOUT_MASK_KERNEL, {}, { shape, keep, state: rng.state() } as unknown as tf.NamedAttrMap) as tf.Tensor[];
     const w = after!.dataSync();
     after!.dispose();
