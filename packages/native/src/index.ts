@@ -290,6 +290,13 @@ function batchMatMul(addon: NativeAddon, s: Storage, args: KernelArgs): TensorIn
   const outShape = [...batchShape, m, n];
   if (sizeOf(outShape) === 0) return null;
   const out = s.output(outShape);
+  if (batch === 1 && transposeA && !transposeB && n % 16 === 0 && k >= 64 * m) {
+    // Aᵀ·B with a long inner axis (the weight gradient of a 1×1 conv taken as a matmul): the filter
+    // gradient kernel, a 1×1 "conv" over k rows of one pixel, sums k in fixed parts on every thread
+    // (a row split of the m outputs re-reads all of A and B on each thread, and is 4× slower)
+    addon.conv2dFilterGrad(s.read(a), [1, k, 1, m], s.read(b), [k, 1, n], [1, 1, 1, 1, 0, 0], out.data);
+    return out.info;
+  }
   addon.gemmBatched(batch, transposeA, transposeB, m, n, k, s.read(a), na === 1 ? 0 : m * k, s.read(b), nb === 1 ? 0 : k * n, out.data, m * n);
   return out.info;
 }

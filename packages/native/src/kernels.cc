@@ -515,8 +515,8 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
 // Filter gradient of a convolution: dW[ky, kx, ci, co] = Σ_{n, oy, ox} x_pad[n, oy·sh + ky,
 // ox·sw + kx, ci] · dy[n, oy, ox, co]. For each tap (ky, kx) and block of CIB input channels, CIB × 16
 // accumulators stay in registers while the loop walks a row of output pixels: one dy vector load and
-// CIB broadcast FMAs per pixel. (Tap, 16 output channels) units are spread over the threads. C_out
-// must be a multiple of 16.
+// CIB broadcast FMAs per pixel. Parts of the output rows are spread over the threads. C_out must be
+// a multiple of 16.
 // ---------------------------------------------------------------------------------------------
 struct FilterGradGeom {
   const float* x;  // [n, h, w, c]
@@ -548,30 +548,28 @@ static inline void filter_grad_rows(const FilterGradGeom& g, int64_t b, int64_t 
   for (int i = 0; i < CIB; ++i) store16(out + i * g.co, acc[i]);
 }
 
-// Units [u0, u1) of (tap, block of 16 output channels). Blocks of about 64 output pixels (whole
-// rows) are the outer loop, so their rows of x and dy are read from memory once and reused from L1
-// by every unit and input-channel block of the chunk. Each entry of dW still sums the pixels in
-// order (n, oy, ox), whatever the chunks: the result does not depend on the number of threads.
-static void filter_grad_units(const FilterGradGeom& g, int64_t u0, int64_t u1) {
-  const int64_t cblocks = g.co / 16;
+// The contribution of flattened output rows [r0, r1) (r = b·ho + oy) to all of dW, written to `dw`
+// (zeroed first). Blocks of about 64 output pixels (whole rows) are the outer loop, so their rows of
+// x and dy are read from memory once and reused from L1 by every (tap, 16 output channels) unit and
+// input-channel block. Each entry sums its pixels in order (b, oy, ox).
+static void filter_grad_rows_range(const FilterGradGeom& g, int64_t r0, int64_t r1, float* dw) {
+  const int64_t cblocks = g.co / 16, units = g.kh * g.kw * cblocks;
   const int64_t rows = std::max<int64_t>(1, 64 / std::max<int64_t>(1, g.wo));
-  for (int64_t u = u0; u < u1; ++u) {
-    const int64_t tap = u / cblocks, cb = (u % cblocks) * 16;
-    for (int64_t ci = 0; ci < g.c; ++ci) std::memset(g.dw + (tap * g.c + ci) * g.co + cb, 0, 16 * sizeof(float));
-  }
-  for (int64_t b = 0; b < g.n; ++b)
-    for (int64_t oy0 = 0; oy0 < g.ho; oy0 += rows) {
-      const int64_t oy1 = std::min(g.ho, oy0 + rows);
-      for (int64_t u = u0; u < u1; ++u) {
-        const int64_t tap = u / cblocks, cb = (u % cblocks) * 16;
-        const int64_t ky = tap / g.kw, kx = tap % g.kw;
-        float* out = g.dw + (tap * g.c) * g.co + cb;
-        int64_t ci = 0;
-        for (; ci + 16 <= g.c; ci += 16) filter_grad_rows<16>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
-        for (; ci + 4 <= g.c; ci += 4) filter_grad_rows<4>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
-        for (; ci < g.c; ++ci) filter_grad_rows<1>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
-      }
+  std::memset(dw, 0, sizeof(float) * g.kh * g.kw * g.c * g.co);
+  for (int64_t r = r0; r < r1;) {
+    const int64_t b = r / g.ho, oy0 = r % g.ho;
+    const int64_t oy1 = std::min({g.ho, oy0 + rows, oy0 + (r1 - r)});
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t tap = u / cblocks, cb = (u % cblocks) * 16;
+      const int64_t ky = tap / g.kw, kx = tap % g.kw;
+      float* out = dw + (tap * g.c) * g.co + cb;
+      int64_t ci = 0;
+      for (; ci + 16 <= g.c; ci += 16) filter_grad_rows<16>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
+      for (; ci + 4 <= g.c; ci += 4) filter_grad_rows<4>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
+      for (; ci < g.c; ++ci) filter_grad_rows<1>(g, b, oy0, oy1, ky, kx, ci, cb, out + ci * g.co);
     }
+    r += oy1 - oy0;
+  }
 }
 
 // conv2dFilterGrad(x, [n, h, w, c], dy, [ho, wo, co], [kh, kw, strideH, strideW, padTop, padLeft], out)
@@ -587,9 +585,26 @@ napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
     return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: bad sizes (C_out must be a multiple of 16)");
   if ((size_t)(g.n * g.h * g.w * g.c) > x.length || (size_t)(g.n * g.ho * g.wo * g.co) > dy.length || (size_t)(g.kh * g.kw * g.c * g.co) > out.length)
     return throw_error(env, "@diff-instruct/native: conv2dFilterGrad: an operand is smaller than its shape says");
-  const int64_t units = g.kh * g.kw * (g.co / 16);
-  const int threads = 2.0 * g.n * g.ho * g.wo * g.kh * g.kw * g.c * g.co < 3e7 ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, units));
-  split_range(units, threads, [&g](int64_t u0, int64_t u1) { filter_grad_units(g, u0, u1); });
+  // The output rows are cut into P parts that depend only on the shapes (one part below 3·10⁷ flops),
+  // each summed into its own partial dW, then the partials are added in order: the result does not
+  // depend on the number of threads, and every thread reads only its own rows of x and dy.
+  const int64_t rows_total = g.n * g.ho, size = g.kh * g.kw * g.c * g.co;
+  const double flops = 2.0 * g.n * g.ho * g.wo * g.kh * g.kw * g.c * g.co;
+  const int64_t parts = flops < 3e7 ? 1 : std::min<int64_t>(rows_total, std::min<int64_t>(16, (int64_t)(flops / 1.5e7)));
+  if (parts <= 1) {
+    filter_grad_rows_range(g, 0, rows_total, g.dw);
+    return nullptr;
+  }
+  std::vector<float> partial((size_t)(parts - 1) * size);
+  const int threads = (int)std::min<int64_t>(g_threads, parts);
+  split_range(parts, threads, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      filter_grad_rows_range(g, rows_total * p / parts, rows_total * (p + 1) / parts, p == 0 ? g.dw : partial.data() + (size_t)(p - 1) * size);
+  });
+  for (int64_t p = 1; p < parts; ++p) {
+    const float* q = partial.data() + (size_t)(p - 1) * size;
+    for (int64_t i = 0; i < size; ++i) g.dw[i] += q[i];
+  }
   return nullptr;
 }
 

@@ -91,6 +91,7 @@ describe('@diff-instruct/native', () => {
     [[4, 5, 6], [1, 5, 3], true, false], // b broadcast over the batch
     [[1, 6, 5], [3, 2, 5], false, true], // a broadcast
     [[200, 33], [33, 47], false, false],
+    [[3000, 5], [3000, 32], true, false], // a long inner axis (a 1×1 conv's weight gradient): the filter-gradient kernel
   ];
   it.each(mmCases.map((c, i) => [i, ...c] as const))('matMul %i: %j · %j (transpose %s, %s) equals the backend', (i, as, bs, ta, tb) => {
     const a = randn(as, 40 + i);
@@ -104,6 +105,8 @@ describe('@diff-instruct/native', () => {
     [[2, 7, 6, 3], [3, 3, 3, 16], 1, [1, 1, 1, 1]],
     [[3, 8, 8, 5], [3, 3, 5, 32], 2, [0, 1, 0, 1]],
     [[1, 5, 9, 2], [2, 4, 2, 16], 1, [0, 0, 2, 1]],
+    [[5, 19, 17, 12], [3, 3, 12, 32], 1, [1, 1, 1, 1]], // above 3e7 flops: rows summed in parts, then added
+    [[3, 33, 30, 16], [3, 3, 16, 48], 2, [0, 1, 0, 1]],
   ] as const)('filter gradient of x %j for a filter %j, stride %i, pads %j equals a direct sum', (xs, ws, s, pads) => {
     enableNativeKernels();
     const [n, h, w, c] = xs;
