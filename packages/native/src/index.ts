@@ -57,6 +57,7 @@ export interface NativeAddon {
   transpose4(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
   reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
   upsample2x(x: Float32Array, shape: number[], out: Float32Array): void;
+  avgPool2x(x: Float32Array, shape: number[], out: Float32Array): void;
   /** out[c] = Σ_r x[r, c], x [rows, cols] (slices fixed by the shape: the same result on any number of threads). */
   columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   /** out = a + b (op 0) or a·b (op 1); the shorter input repeats cyclically (a scalar, or [C] against [..., C]). */
@@ -222,7 +223,7 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
   return null;
 }
 
-const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Transpose', 'Reverse', 'ResizeNearestNeighbor', 'Add', 'Multiply'] as const;
+const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Cast', 'Transpose', 'Reverse', 'ResizeNearestNeighbor', 'AvgPool', 'Add', 'Multiply'] as const;
 /**
  * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
  * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
@@ -424,6 +425,12 @@ function identity(args: KernelArgs, backendName: string): TensorInfo | null {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+/** A cast to the dtype the tensor already has (tfjs's Multiply gradient casts both factors): no copy. */
+function castSame(args: KernelArgs, backendName: string): TensorInfo | null {
+  const { x } = args.inputs as { x: TensorInfo };
+  return (args.attrs as { dtype: string }).dtype === x.dtype ? identity(args, backendName) : null;
+}
+
 function sameSizeF32(kernel: string, ts: Record<string, TensorInfo>): number {
   const sizes = Object.values(ts).map((t) => sizeOf(t.shape));
   if (!isF32(...Object.values(ts)) || sizes.some((n) => n !== sizes[0])) {
@@ -548,6 +555,20 @@ function resizeNearest(addon: NativeAddon, s: Storage, args: KernelArgs): Tensor
   return out.info;
 }
 
+/** 2×2 average pooling with stride 2 and no padding over even sizes (the UNets' downsampling); others fall through. */
+function avgPool2x(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo | null {
+  const { x } = args.inputs as { x: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = args.attrs as { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
+  const pair = (v: number | [number, number]) => (Array.isArray(v) ? v : [v, v]);
+  if (!isF32(x) || x.shape.length !== 4 || sizeOf(x.shape) === 0 || dimRoundingMode !== undefined) return null;
+  if (pair(filterSize).some((k) => k !== 2) || pair(strides).some((k) => k !== 2) || (pad !== 'valid' && pad !== 0)) return null;
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  if (h % 2 !== 0 || w % 2 !== 0) return null;
+  const out = s.output([n, h / 2, w / 2, c]);
+  addon.avgPool2x(s.read(x), [n, h, w, c], out.data);
+  return out.info;
+}
+
 function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | TensorInfo[] | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
@@ -570,6 +591,10 @@ function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backen
       return reverse(addon, s, args);
     case 'ResizeNearestNeighbor':
       return resizeNearest(addon, s, args);
+    case 'AvgPool':
+      return avgPool2x(addon, s, args);
+    case 'Cast':
+      return castSame(args, backendName);
     case 'Add':
       return binary(addon, s, args, 0);
     case 'Multiply':
@@ -592,7 +617,7 @@ export interface EnableResult extends NativeStatus {
 
 /**
  * Routes the backend's matMul, convolution and data-movement kernels (concat, split, transpose,
- * reverse, 2× nearest resize, identity) through the native addon. Returns what it
+ * reverse, 2× nearest resize, 2×2 average pooling, identity and same-dtype casts) through the native addon. Returns what it
  * did: `enabled: false` with a `reason` when the addon is missing, DI_NATIVE=0 is set, or the
  * backend is not one it can serve (tfjs-node has its own native kernels). Calling it again is
  * harmless; {@link disableNativeKernels} restores the backend's own kernels.

@@ -866,6 +866,9 @@ bool get_parts(napi_env env, napi_value arr, napi_value inner_arr, std::vector<F
   return true;
 }
 
+// Threads for a copy of `n` floats: one below 2¹⁸ (1 MiB), where waking the pool costs more than it saves.
+static int copy_threads(int64_t n) { return n < (int64_t{1} << 18) ? 1 : g_threads; }
+
 napi_value ConcatRows(napi_env env, napi_callback_info info) {
   ARGS(4)
   std::vector<F32> parts;
@@ -880,13 +883,15 @@ napi_value ConcatRows(napi_env env, napi_callback_info info) {
     row += inner[i];
   }
   if ((size_t)(outer * row) > out.length) return throw_error(env, "@diff-instruct/native: concatRows: out is smaller than its shape says");
-  for (int64_t r = 0; r < outer; ++r) {
-    float* dst = out.data + r * row;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      std::memcpy(dst, parts[i].data + r * inner[i], sizeof(float) * inner[i]);
-      dst += inner[i];
+  split_range(outer, copy_threads(outer * row), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* dst = out.data + r * row;
+      for (size_t i = 0; i < parts.size(); ++i) {
+        std::memcpy(dst, parts[i].data + r * inner[i], sizeof(float) * inner[i]);
+        dst += inner[i];
+      }
     }
-  }
+  });
   return nullptr;
 }
 
@@ -905,13 +910,15 @@ napi_value SplitRows(napi_env env, napi_callback_info info) {
     row += inner[i];
   }
   if ((size_t)(outer * row) > x.length) return throw_error(env, "@diff-instruct/native: splitRows: x is smaller than its shape says");
-  for (int64_t r = 0; r < outer; ++r) {
-    const float* src = x.data + r * row;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      std::memcpy(parts[i].data + r * inner[i], src, sizeof(float) * inner[i]);
-      src += inner[i];
+  split_range(outer, copy_threads(outer * row), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* src = x.data + r * row;
+      for (size_t i = 0; i < parts.size(); ++i) {
+        std::memcpy(parts[i].data + r * inner[i], src, sizeof(float) * inner[i]);
+        src += inner[i];
+      }
     }
-  }
+  });
   return nullptr;
 }
 
@@ -1070,15 +1077,45 @@ napi_value Upsample2x(napi_env env, napi_callback_info info) {
   const int64_t n = sh[0], h = sh[1], w = sh[2], c = sh[3];
   if (n < 0 || h < 0 || w < 0 || c < 0 || (size_t)(n * h * w * c) > x.length || (size_t)(n * 4 * h * w * c) > out.length)
     return throw_error(env, "@diff-instruct/native: upsample2x: x or out is smaller than its shape says");
-  for (int64_t i = 0; i < n * h; ++i) {  // each input row becomes two output rows
-    const float* src = x.data + i * w * c;
-    float* row = out.data + i * 4 * w * c;
-    for (int64_t j = 0; j < w; ++j) {
-      std::memcpy(row + (2 * j) * c, src + j * c, sizeof(float) * c);
-      std::memcpy(row + (2 * j + 1) * c, src + j * c, sizeof(float) * c);
+  split_range(n * h, copy_threads(n * 4 * h * w * c), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {  // each input row becomes two output rows
+      const float* src = x.data + i * w * c;
+      float* row = out.data + i * 4 * w * c;
+      for (int64_t j = 0; j < w; ++j) {
+        std::memcpy(row + (2 * j) * c, src + j * c, sizeof(float) * c);
+        std::memcpy(row + (2 * j + 1) * c, src + j * c, sizeof(float) * c);
+      }
+      std::memcpy(row + 2 * w * c, row, sizeof(float) * 2 * w * c);
     }
-    std::memcpy(row + 2 * w * c, row, sizeof(float) * 2 * w * c);
-  }
+  });
+  return nullptr;
+}
+
+// 2×2 average pooling with stride 2 (the UNets' downsampling), NHWC, even H and W:
+// out = ((a + b) + (c + d)) · 0.25 for the four pixels of each window, rows split over threads.
+// avgPool2x(x, [n, h, w, c], out)
+napi_value AvgPool2x(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  F32 x, out;
+  int64_t sh[4];
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &out, "out")) return nullptr;
+  if (!get_ints(env, argv[1], sh, 4)) return throw_error(env, "@diff-instruct/native: avgPool2x: bad shape");
+  const int64_t n = sh[0], h = sh[1], w = sh[2], c = sh[3];
+  if (n < 0 || h < 0 || w < 0 || c < 0 || h % 2 != 0 || w % 2 != 0)
+    return throw_error(env, "@diff-instruct/native: avgPool2x: expected a shape [n, h, w, c] with even h and w");
+  if ((size_t)(n * h * w * c) > x.length || (size_t)(n * (h / 2) * (w / 2) * c) > out.length)
+    return throw_error(env, "@diff-instruct/native: avgPool2x: x or out is smaller than its shape says");
+  const int64_t ho = h / 2, wo = w / 2;
+  split_range(n * ho, copy_threads(n * h * w * c), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {  // output row r reads input rows 2r and 2r + 1 (of the same image)
+      const float* top = x.data + 2 * r * w * c;
+      const float* bottom = top + w * c;
+      float* o = out.data + r * wo * c;
+      for (int64_t j = 0; j < wo; ++j)
+        for (int64_t k = 0; k < c; ++k)
+          o[j * c + k] = ((top[2 * j * c + k] + top[(2 * j + 1) * c + k]) + (bottom[2 * j * c + k] + bottom[(2 * j + 1) * c + k])) * 0.25f;
+    }
+  });
   return nullptr;
 }
 
@@ -1283,6 +1320,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"avgPool2x", nullptr, AvgPool2x, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dropoutMask", nullptr, DropoutMask, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setGemm", nullptr, SetGemm, nullptr, nullptr, nullptr, napi_default, nullptr},

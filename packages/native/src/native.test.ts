@@ -7,13 +7,13 @@ const backend = tf.getBackend();
 const randn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
 /** The result of f with the backend's own kernels and with the native ones, as arrays. */
-function both(f: () => tf.Tensor): { own: Float32Array; native: Float32Array; shape: number[] } {
+function both(f: () => tf.Tensor, threads?: number): { own: Float32Array; native: Float32Array; shape: number[] } {
   disableNativeKernels();
   const a = tf.tidy(f);
   const own = a.dataSync() as Float32Array;
   const shape = a.shape;
   a.dispose();
-  expect(enableNativeKernels().enabled).toBe(true);
+  expect(enableNativeKernels(threads === undefined ? {} : { threads }).enabled).toBe(true);
   const b = tf.tidy(f);
   expect(b.shape).toEqual(shape);
   const native = b.dataSync() as Float32Array;
@@ -193,6 +193,7 @@ describe('@diff-instruct/native', () => {
     ['a middle axis, three parts', [[2, 3, 4], [2, 1, 4], [2, 2, 4]], 1],
     ['the first axis', [[1, 6], [3, 6]], 0],
     ['a negative axis', [[2, 3, 2], [2, 3, 1]], -1],
+    ['channels, above 2¹⁸ floats (threaded copy)', [[8, 32, 32, 16], [8, 32, 32, 24]], 3],
   ] as const)('concat along %s, and its gradient (split), equal the backend’s own', (_name, shapes, axis) => {
     const parts = shapes.map((sh, i) => randn([...sh], 90 + i));
     const r = both(() => tf.concat(parts, axis));
@@ -273,6 +274,7 @@ describe('@diff-instruct/native', () => {
     const x4 = randn([2, 3, 4, 5], 97);
     const x3 = randn([3, 4, 6], 98);
     const x2 = randn([7, 5], 99);
+    const big = randn([8, 32, 32, 32], 100) as tf.Tensor4D;
     const cases: [string, () => tf.Tensor][] = [
       ['transpose 4-D (0,3,1,2)', () => tf.transpose(x4, [0, 3, 1, 2])],
       ['transpose 4-D (3,2,1,0)', () => tf.transpose(x4, [3, 2, 1, 0])],
@@ -287,12 +289,30 @@ describe('@diff-instruct/native', () => {
       ['resize 2×, half-pixel centres', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [6, 8], false, true)],
       ['resize 3× (falls through)', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [9, 12])],
       ['resize 2×, aligned corners (falls through)', () => tf.image.resizeNearestNeighbor(x4 as tf.Tensor4D, [6, 8], true)],
+      ['resize 2×, above 2¹⁸ floats (threaded)', () => tf.image.resizeNearestNeighbor(big, [64, 64])],
+      ['cast to its own dtype', () => tf.cast(x4, 'float32')],
+      ['cast to int32 (falls through)', () => tf.cast(tf.mul(x4, 3), 'int32')],
     ];
     for (const [name, f] of cases) {
       const r = both(f);
       expect(r.native, name).toEqual(r.own);
     }
-    tf.dispose([x4, x3, x2]);
+    tf.dispose([x4, x3, x2, big]);
+  });
+
+  it.each([
+    ['2×2, stride 2', [2, 6, 8, 5], 2, 2, 'valid'],
+    ['above 2¹⁸ floats (threaded)', [8, 64, 64, 32], 2, 2, 'valid'],
+    ['3×3 (falls through)', [2, 6, 8, 5], 3, 1, 'same'],
+    ['odd height (falls through)', [2, 7, 8, 5], 2, 2, 'valid'],
+  ] as const)('average pooling %s equals the backend’s own, on one thread or two', (_name, shape, k, stride, pad) => {
+    const x = randn([...shape], 101) as tf.Tensor4D;
+    for (const threads of [1, 2]) {
+      const r = both(() => tf.avgPool(x, k, stride, pad), threads);
+      expect(r.shape).toEqual(tf.tidy(() => tf.avgPool(x, k, stride, pad).shape));
+      expect(relErr(r.own, r.native)).toBeLessThan(1e-6);
+    }
+    x.dispose();
   });
 
   it('clone shares storage instead of copying it, and frees it with its last tensor', () => {
