@@ -1210,6 +1210,70 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
 // 1/keep) when its draw u = next/2³², rounded to float32, is below keep, else 0.
 // dropoutMask([s0, s1, s2, s3], keep, out) → the state after out.length draws
 // ---------------------------------------------------------------------------------------------
+// xoshiro128** (the generator of `@diff-instruct/sde`'s Rng) with a jump ahead by any number of
+// draws. Its state update is linear over GF(2): T^d is applied as Σ over the set bits of d of the
+// precomputed T^(2^k), each a 128×128 bit matrix stored as the images of the 128 unit states.
+struct Xoshiro128 {
+  uint32_t s[4];
+  static uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+  void advance() {
+    const uint32_t t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+  }
+  uint32_t next() {
+    const uint32_t result = rotl(s[1] * 5u, 7) * 9u;
+    advance();
+    return result;
+  }
+  struct Matrix {
+    uint32_t col[128][4];  // col[i]: the image of the state with only bit i set
+    Xoshiro128 apply(const Xoshiro128& x) const {
+      Xoshiro128 y{{0, 0, 0, 0}};
+      for (int i = 0; i < 128; ++i)
+        if ((x.s[i >> 5] >> (i & 31)) & 1u)
+          for (int w = 0; w < 4; ++w) y.s[w] ^= col[i][w];
+      return y;
+    }
+  };
+  // powers[k] = T^(2^k), k < 64
+  static const std::vector<Matrix>& powers() {
+    static const std::vector<Matrix> p = [] {
+      std::vector<Matrix> m(64);
+      for (int i = 0; i < 128; ++i) {
+        Xoshiro128 e{{0, 0, 0, 0}};
+        e.s[i >> 5] = 1u << (i & 31);
+        e.advance();
+        std::memcpy(m[0].col[i], e.s, sizeof e.s);
+      }
+      for (int k = 1; k < 64; ++k)
+        for (int i = 0; i < 128; ++i) {
+          Xoshiro128 c;
+          std::memcpy(c.s, m[k - 1].col[i], sizeof c.s);
+          const Xoshiro128 d = m[k - 1].apply(c);
+          std::memcpy(m[k].col[i], d.s, sizeof d.s);
+        }
+      return m;
+    }();
+    return p;
+  }
+  Xoshiro128 jumped(uint64_t d) const {
+    Xoshiro128 x = *this;
+    if (d < 64) {
+      for (uint64_t i = 0; i < d; ++i) x.advance();
+      return x;
+    }
+    const auto& p = powers();
+    for (int k = 0; k < 64; ++k)
+      if ((d >> k) & 1u) x = p[k].apply(x);
+    return x;
+  }
+};
+
 napi_value DropoutMask(napi_env env, napi_callback_info info) {
   ARGS(3)
   int64_t st[4];
@@ -1218,7 +1282,6 @@ napi_value DropoutMask(napi_env env, napi_callback_info info) {
   if (!get_ints(env, argv[0], st, 4) || napi_get_value_double(env, argv[1], &keep) != napi_ok || !(keep > 0 && keep <= 1))
     return throw_error(env, "@diff-instruct/native: dropoutMask: expected a state of four integers and keep in (0, 1]");
   if (!get_f32(env, argv[2], &out, "out")) return nullptr;
-  uint32_t s0 = (uint32_t)st[0], s1 = (uint32_t)st[1], s2 = (uint32_t)st[2], s3 = (uint32_t)st[3];
   const float scale = (float)(1.0 / keep);
   // fround(r / 2³²) < keep is monotone in r: it holds exactly for r below a threshold, found once by
   // bisection (keep = 1 keeps every unit), so the loop compares integers.
@@ -1230,18 +1293,16 @@ napi_value DropoutMask(napi_env env, napi_callback_info info) {
     else hi = mid;
   }
   const uint64_t threshold = lo;
-  auto rotl = [](uint32_t x, int k) { return (x << k) | (x >> (32 - k)); };
-  for (size_t i = 0; i < out.length; ++i) {
-    const uint32_t result = rotl(s1 * 5u, 7) * 9u;
-    const uint32_t t = s1 << 9;
-    s2 ^= s0;
-    s3 ^= s1;
-    s1 ^= s2;
-    s0 ^= s3;
-    s2 ^= t;
-    s3 = rotl(s3, 11);
-    out.data[i] = (uint64_t)result < threshold ? scale : 0.0f;
-  }
+  const Xoshiro128 start{{(uint32_t)st[0], (uint32_t)st[1], (uint32_t)st[2], (uint32_t)st[3]}};
+  const int64_t total = (int64_t)out.length;
+  // Chunks start at the stream position of their first element (a jump ahead), so the mask is the
+  // serial one whatever the number of threads.
+  split_range(total, total < (int64_t{1} << 16) ? 1 : g_threads, [&](int64_t i0, int64_t i1) {
+    Xoshiro128 g = start.jumped((uint64_t)i0);
+    for (int64_t i = i0; i < i1; ++i) out.data[i] = (uint64_t)g.next() < threshold ? scale : 0.0f;
+  });
+  const Xoshiro128 end = start.jumped((uint64_t)total);
+  const uint32_t s0 = end.s[0], s1 = end.s[1], s2 = end.s[2], s3 = end.s[3];
   napi_value arr, v;
   napi_create_array_with_length(env, 4, &arr);
   const uint32_t ns[4] = {s0, s1, s2, s3};

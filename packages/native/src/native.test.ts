@@ -434,6 +434,38 @@ describe('@diff-instruct/native', () => {
     tf.dispose([x, w32, w24, dy, a, b, gamma, beta]);
   });
 
+  it.each([
+    [1000, 0.9],
+    [65_536 + 37, 0.9], // above 2¹⁶: chunks jump ahead in the stream
+    [3 * 131_072 + 5, 0.5],
+  ])('dropout mask of %i units (keep %f) is the serial xoshiro128** stream on one thread or two', (n, keep) => {
+    const state = [0x9e3779b9, 0x243f6a88, 0xb7e15162, 0x85a308d3];
+    // the serial reference: xoshiro128**, each draw r kept when fround(r / 2³²) < keep
+    const want = new Float32Array(n);
+    let [s0, s1, s2, s3] = state.map((v) => v | 0) as [number, number, number, number];
+    for (let i = 0; i < n; i++) {
+      const m = Math.imul(s1, 5);
+      const r = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      want[i] = Math.fround(r / 4294967296) < keep ? Math.fround(1 / keep) : 0;
+    }
+    const wantState = [s0, s1, s2, s3].map((v) => v >>> 0);
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      const got = new Float32Array(n);
+      const after = loadNative()!.dropoutMask(state, keep, got);
+      expect(got).toEqual(want);
+      expect(after).toEqual(wantState);
+    }
+    setNativeThreads(1);
+  });
+
   it('checks sizes before it touches memory', () => {
     const addon = loadNative()!;
     const small = new Float32Array(4);
