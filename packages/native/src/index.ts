@@ -58,6 +58,7 @@ export interface NativeAddon {
   reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
   upsample2x(x: Float32Array, shape: number[], out: Float32Array): void;
   avgPool2x(x: Float32Array, shape: number[], out: Float32Array): void;
+  softmax(x: Float32Array, shape: number[], out: Float32Array): void;
   /** out[c] = Σ_r x[r, c], x [rows, cols] (slices fixed by the shape: the same result on any number of threads). */
   columnSums(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   /** out = a + b (op 0) or a·b (op 1); the shorter input repeats cyclically (a scalar, or [C] against [..., C]). */
@@ -223,7 +224,7 @@ function storageFor(backendName: string, backend: unknown): Storage | null {
   return null;
 }
 
-const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Cast', 'Transpose', 'Reverse', 'ResizeNearestNeighbor', 'AvgPool', 'Add', 'Multiply'] as const;
+const KERNELS = ['BatchMatMul', 'Conv2D', 'FusedConv2D', 'Concat', 'SplitV', 'Identity', 'Cast', 'Transpose', 'Reverse', 'ResizeNearestNeighbor', 'AvgPool', 'Softmax', 'Add', 'Multiply'] as const;
 /**
  * A kernel of this project's own, which `@diff-instruct/models` calls for the filter gradient of its
  * convolutions when a backend has it (inputs x, dy; attrs filterShape [kh, kw, c, co], strides
@@ -569,6 +570,18 @@ function avgPool2x(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo
   return out.info;
 }
 
+/** Softmax over the last axis (attention weights), threaded over the rows; other axes fall through. */
+function softmaxLastAxis(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo | null {
+  const { logits } = args.inputs as { logits: TensorInfo };
+  const dim = (args.attrs as { dim?: number }).dim ?? -1;
+  const rank = logits.shape.length;
+  if (!isF32(logits) || rank === 0 || sizeOf(logits.shape) === 0 || (dim !== -1 && dim !== rank - 1)) return null;
+  const n = logits.shape[rank - 1]!;
+  const out = s.output([...logits.shape]);
+  addon.softmax(s.read(logits), [sizeOf(logits.shape) / n, n], out.data);
+  return out.info;
+}
+
 function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backendName: string): TensorInfo | TensorInfo[] | null {
   const s = storageFor(backendName, args.backend);
   if (s === null) return null;
@@ -595,6 +608,8 @@ function override(addon: NativeAddon, name: KernelName, args: KernelArgs, backen
       return avgPool2x(addon, s, args);
     case 'Cast':
       return castSame(args, backendName);
+    case 'Softmax':
+      return softmaxLastAxis(addon, s, args);
     case 'Add':
       return binary(addon, s, args, 0);
     case 'Multiply':
@@ -617,7 +632,7 @@ export interface EnableResult extends NativeStatus {
 
 /**
  * Routes the backend's matMul, convolution and data-movement kernels (concat, split, transpose,
- * reverse, 2× nearest resize, 2×2 average pooling, identity and same-dtype casts) through the native addon. Returns what it
+ * reverse, 2× nearest resize, 2×2 average pooling, identity and same-dtype casts) and softmax through the native addon. Returns what it
  * did: `enabled: false` with a `reason` when the addon is missing, DI_NATIVE=0 is set, or the
  * backend is not one it can serve (tfjs-node has its own native kernels). Calling it again is
  * harmless; {@link disableNativeKernels} restores the backend's own kernels.
@@ -666,8 +681,41 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
     }
     added.add(backendName);
   }
+  patchSavedTensorClones();
   const kernels = [...KERNELS.filter((n) => originals.has(`${backendName}/${n}`)), ...(added.has(backendName) ? OWN_KERNELS : [])];
   return { ...nativeStatus(), enabled: true, backend: backendName, kernels };
+}
+
+/** The parts of tfjs-core's Engine (4.x) that the clone below uses. */
+interface EngineInternals {
+  state: { gradientDepth: number; tensorInfo: Map<unknown, { backend: { incRef(dataId: unknown): void } }> };
+  backendName: string;
+  makeTensorFromTensorInfo(info: TensorInfo, backend?: unknown): tf.Tensor;
+  clone(x: tf.Tensor): tf.Tensor;
+}
+
+/**
+ * tfjs saves every tensor that a gradient needs as `engine.clone(x)`: an Identity kernel call plus a
+ * tape node linking the copy to x (which only a gradient of that gradient follows), about 1,200 a
+ * UNet teacher step. When the engine records a first-order gradient only (gradientDepth 1), the
+ * backward pass runs untaped and nothing follows that node, so on a backend these kernels serve
+ * the copy is made directly: a new tensor on the same storage, its reference count raised, as the
+ * Identity override above does. Nested gradients (R1 penalties) keep tfjs's clone.
+ */
+function patchSavedTensorClones(): void {
+  const engine = tf.engine() as unknown as EngineInternals;
+  if (Object.prototype.hasOwnProperty.call(engine, 'clone')) return;
+  const tfjsClone = (Object.getPrototypeOf(engine) as EngineInternals).clone;
+  engine.clone = function (this: EngineInternals, x: tf.Tensor): tf.Tensor {
+    if (this.state.gradientDepth === 1 && x.dtype !== 'string' && originals.has(`${this.backendName}/Identity`)) {
+      const info = this.state.tensorInfo.get(x.dataId);
+      if (info !== undefined) {
+        info.backend.incRef(x.dataId);
+        return this.makeTensorFromTensorInfo({ dataId: x.dataId, shape: x.shape, dtype: x.dtype }, info.backend);
+      }
+    }
+    return tfjsClone.call(this, x);
+  };
 }
 
 /** Restores the backend's own kernels that {@link enableNativeKernels} replaced. */
@@ -684,6 +732,7 @@ export function disableNativeKernels(backend?: string): void {
     tf.registerKernel(config);
     originals.delete(key);
   }
+  if (originals.size === 0) delete (tf.engine() as unknown as Partial<EngineInternals>).clone;
 }
 
 /** Whether the native kernels currently serve this backend (default: the active one). */

@@ -652,6 +652,34 @@ inline float exp_approx(float x) {
 
 inline float sigmoid_approx(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
 
+// Softmax over the last axis of [rows, n]: y = exp(x − max)/Σ exp(x − max), rows split over threads
+// (the wasm backend's runs on one). softmax(x, [rows, n], out)
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  F32 x, out;
+  int64_t sh[2];
+  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &out, "out")) return nullptr;
+  if (!get_ints(env, argv[1], sh, 2) || sh[0] < 0 || sh[1] < 1) return throw_error(env, "@diff-instruct/native: softmax: expected a shape [rows, n] with n ≥ 1");
+  const int64_t rows = sh[0], n = sh[1];
+  if ((size_t)(rows * n) > x.length || (size_t)(rows * n) > out.length) return throw_error(env, "@diff-instruct/native: softmax: x or out is smaller than its shape says");
+  split_range(rows, rows * n < (int64_t{1} << 15) ? 1 : g_threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x.data + r * n;
+      float* yr = out.data + r * n;
+      float m = xr[0];
+      for (int64_t i = 1; i < n; ++i) m = std::max(m, xr[i]);
+      float sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        yr[i] = exp_approx(xr[i] - m);
+        sum += yr[i];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+    }
+  });
+  return nullptr;
+}
+
 // Per-channel mean and rstd of sample s's group statistics (two passes: the mean, then the
 // variance of the centred values, as the tfjs path does).
 void gn_channel_stats(const GnGeom& g, int64_t s, float* mean_c, float* rstd_c, std::vector<float>& acc) {
@@ -1381,6 +1409,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"avgPool2x", nullptr, AvgPool2x, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dropoutMask", nullptr, DropoutMask, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

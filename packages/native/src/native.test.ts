@@ -301,6 +301,19 @@ describe('@diff-instruct/native', () => {
   });
 
   it.each([
+    ['attention weights, above 2¹⁵ floats (threaded)', [32, 64, 64]],
+    ['a few rows', [3, 5]],
+    ['one entry per row', [4, 1]],
+  ] as const)('softmax of %s equals the backend’s own, on one thread or two', (_name, shape) => {
+    const x = tf.tidy(() => tf.mul(randn([...shape], 102), 4));
+    for (const threads of [1, 2]) {
+      const r = both(() => tf.softmax(x), threads);
+      expect(relErr(r.own, r.native)).toBeLessThan(1e-6);
+    }
+    x.dispose();
+  });
+
+  it.each([
     ['2×2, stride 2', [2, 6, 8, 5], 2, 2, 'valid'],
     ['above 2¹⁸ floats (threaded)', [8, 64, 64, 32], 2, 2, 'valid'],
     ['3×3 (falls through)', [2, 6, 8, 5], 3, 1, 'same'],
@@ -464,6 +477,40 @@ describe('@diff-instruct/native', () => {
       expect(after).toEqual(wantState);
     }
     setNativeThreads(1);
+  });
+
+  it('saves tensors for first-order gradients without Identity kernels; nested gradients keep tfjs’s clones', async () => {
+    const x = randn([6, 5], 110);
+    const w = randn([5, 4], 111);
+    // y = Σ tanh(x·w)²: matMul and tanh save tensors for their gradients
+    const f = (xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.square(tf.tanh(tf.matMul(xx, ww))));
+    const first = () => tf.grads((a: tf.Tensor, b: tf.Tensor) => f(a, b))([x, w]);
+    // the gradient of ‖∂y/∂x‖² with respect to w: a gradient of a gradient (as an R1 penalty)
+    const second = () => tf.grad((b: tf.Tensor) => tf.sum(tf.square(tf.grad((a: tf.Tensor) => f(a, b))(x))))(w);
+    const run = async (g: () => tf.Tensor | tf.Tensor[]) => {
+      const before = tf.memory().numTensors;
+      const p = await tf.profile(() => tf.tidy(() => tf.concat([g()].flat().map((t) => t.flatten()))));
+      const out = p.result as tf.Tensor;
+      const values = out.dataSync() as Float32Array;
+      out.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      return { values, identities: p.kernels.filter((k) => k.name === 'Identity').length };
+    };
+    disableNativeKernels();
+    const plainFirst = await run(first);
+    const plainSecond = await run(second);
+    enableNativeKernels();
+    const fastFirst = await run(first);
+    const fastSecond = await run(second);
+    expect(plainFirst.identities).toBeGreaterThan(0);
+    expect(fastFirst.identities).toBe(0);
+    expect(fastSecond.identities).toBeGreaterThan(0);
+    expect(relErr(plainFirst.values, fastFirst.values)).toBeLessThan(1e-5);
+    expect(relErr(plainSecond.values, fastSecond.values)).toBeLessThan(1e-5);
+    disableNativeKernels();
+    expect(Object.prototype.hasOwnProperty.call(tf.engine(), 'clone')).toBe(false);
+    enableNativeKernels();
+    tf.dispose([x, w]);
   });
 
   it('checks sizes before it touches memory', () => {
