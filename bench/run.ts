@@ -15,7 +15,9 @@
  *
  * Each Diff-Instruct and teacher row also carries the PyTorch reference (bench/pytorch.ts) timed in
  * the same run: `pytorchMs` on every core, `pytorch1ThreadMs`, and `ratio` = ours / PyTorch (all
- * cores); and `peakRssMiB` of this process.
+ * cores); and `peakRssMiB` of this process. The MNIST rows alternate ours and PyTorch for
+ * BENCH_ROUNDS rounds (default 5): `ms` and `pytorchMs` are the medians, `msRounds` and
+ * `pytorchMsRounds` every round.
  *
  * BENCH_ONLY=scaling (never part of the default run) runs the scaling group instead: ms per step,
  * images/s and peak RSS of the teacher step and of the Diff-Instruct iteration for the UNet presets
@@ -41,7 +43,7 @@ import { diffInstruct, trainTeacher } from '@diff-instruct/trainer/node';
 import { getTarget } from '@diff-instruct/data';
 
 import { matMulPeakGflops, profileKernels } from './profile.js';
-import { peakRssMiB, pytorchBoth, runPytorch } from './pytorch.js';
+import { peakRssMiB, pytorchBoth, pytorchTiming, runPytorch } from './pytorch.js';
 import type { ScalingChildRow } from './scaling.js';
 
 // The scaling group runs every row in a child process, each with its own backend.
@@ -65,6 +67,13 @@ function versus(ours: number, torch: ReturnType<typeof pytorchBoth>, key: 'msPer
     ratio: ours / ms,
     torch: torch.all.torch,
   };
+}
+
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function timeSteps(label: string, steps: number, fn: (steps: number) => Promise<unknown>): Promise<number> {
@@ -136,33 +145,62 @@ async function runMnistRows(): Promise<void> {
   const rng = new Rng(1);
   const images = { data: rng.uniform(256 * 1024, -1, 1), sampleShape: [32, 32, 1], labels: Int32Array.from({ length: 256 }, (_, i) => i % 10), numClasses: 10 };
   const model = 'UNet mnist-tiny (32x32x1, 348,721 params)';
-  const teacherMs = await timeSteps('MNIST teacher step', 5, async (steps) => {
-    await trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
-  });
-  const diMs = await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
-    await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
-  });
   // SiD's generator step (packages/divergences/src/sid.ts) back-propagates through both denoisers
   // into x_t: one more backward pass than IKL. The trainer's settings for it: α = sidAlpha (1.2)
   // and the config's weighting, 'sigma2' by default (as `distill`'s SiD recipes), so c_i = 1.
   const sidConfig = { ...DIFF_INSTRUCT_DEFAULTS, objective: 'sid' as const };
-  const sidMs = await timeSteps('MNIST SiD iteration', 5, async (steps) => {
-    const generator = tweedieGenerator(teacher, 2.5);
-    const r = await diffInstruct({ teacher, generator, config: { ...sidConfig, steps, batchSize: b }, rng: new Rng(3) });
-    disposeModel(r.ema);
-    disposeModel(r.fake);
-    disposeModel(generator);
-  });
-  const torch = pytorchBoth('unet', b, 5);
-  const sidTorch = pytorchBoth('unet', b, 5, { what: 'di', objective: 'sid' });
-  rows.push({ name: 'mnist-teacher-step', ms: teacherMs, ...versus(teacherMs, torch, 'msPerTeacherStep'), batch: b, model, backend, peakRssMiB: peakRssMiB() });
-  rows.push({ name: 'mnist-diff-instruct-iteration', ms: diMs, ...versus(diMs, torch, 'msPerDiIteration'), batch: b, model, backend, peakRssMiB: peakRssMiB() });
+  // Ours and PyTorch take turns, BENCH_ROUNDS rounds (default 5) of 5 timed steps each; every row
+  // reports the median round of each side, the ratio of the medians, and the range of the rounds.
+  // On a shared machine a single round of each can be off by 20 % either way.
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
+  const ours = { teacher: [] as number[], di: [] as number[], sid: [] as number[] };
+  const theirs = { teacher: [] as number[], di: [] as number[], sid: [] as number[] };
+  let torch: ReturnType<typeof pytorchTiming> = null;
+  let sidTorch: ReturnType<typeof pytorchTiming> = null;
+  for (let round = 1; round <= rounds; round++) {
+    process.stderr.write(`MNIST round ${round}/${rounds}\n`);
+    ours.teacher.push(await timeSteps('MNIST teacher step', 5, async (steps) => {
+      await trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
+    }));
+    ours.di.push(await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
+      await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
+    }));
+    ours.sid.push(await timeSteps('MNIST SiD iteration', 5, async (steps) => {
+      const generator = tweedieGenerator(teacher, 2.5);
+      const r = await diffInstruct({ teacher, generator, config: { ...sidConfig, steps, batchSize: b }, rng: new Rng(3) });
+      disposeModel(r.ema);
+      disposeModel(r.fake);
+      disposeModel(generator);
+    }));
+    torch = pytorchTiming('unet', b, cpus().length, 5);
+    sidTorch = pytorchTiming('unet', b, cpus().length, 5, { what: 'di', objective: 'sid' });
+    if (torch !== null) {
+      theirs.teacher.push(torch.msPerTeacherStep!);
+      theirs.di.push(torch.msPerDiIteration!);
+    }
+    if (sidTorch !== null) theirs.sid.push(sidTorch.msPerDiIteration!);
+  }
+  // one thread, once, for information
+  const torch1 = torch === null ? null : pytorchTiming('unet', b, 1, 5);
+  const sidTorch1 = sidTorch === null ? null : pytorchTiming('unet', b, 1, 5, { what: 'di', objective: 'sid' });
+  const row = (kind: 'teacher' | 'di' | 'sid', all: typeof torch, one: typeof torch) => {
+    const ms = median(ours[kind]);
+    const key = kind === 'teacher' ? 'msPerTeacherStep' : 'msPerDiIteration';
+    const base = { ms, msRounds: ours[kind], rounds };
+    if (all === null || theirs[kind].length === 0) return { ...base, pytorchMs: null };
+    const pytorchMs = median(theirs[kind]);
+    return { ...base, pytorchMs, pytorchMsRounds: theirs[kind], pytorchThreads: all.threads, pytorch1ThreadMs: one?.[key] ?? null, ratio: ms / pytorchMs, torch: all.torch };
+  };
+  const teacherRow = row('teacher', torch, torch1);
+  const diRow = row('di', torch, torch1);
+  const sidRow = row('sid', sidTorch, sidTorch1);
+  rows.push({ name: 'mnist-teacher-step', ...teacherRow, batch: b, model, backend, peakRssMiB: peakRssMiB() });
+  rows.push({ name: 'mnist-diff-instruct-iteration', ...diRow, batch: b, model, backend, peakRssMiB: peakRssMiB() });
   rows.push({
     name: 'mnist-sid-iteration',
-    ms: sidMs,
-    ...versus(sidMs, sidTorch, 'msPerDiIteration'),
-    sidOverIkl: sidMs / diMs,
-    pytorchSidOverIkl: sidTorch.all?.msPerDiIteration != null && torch.all?.msPerDiIteration != null ? sidTorch.all.msPerDiIteration / torch.all.msPerDiIteration : null,
+    ...sidRow,
+    sidOverIkl: sidRow.ms / diRow.ms,
+    pytorchSidOverIkl: sidRow.pytorchMs != null && diRow.pytorchMs != null ? sidRow.pytorchMs / diRow.pytorchMs : null,
     objective: 'sid',
     sidAlpha: sidConfig.sidAlpha,
     weighting: sidConfig.weighting,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '@diff-instruct/sde';
 import { gradCheck, tol } from '@diff-instruct/sde/testing';
 
-import { DROPOUT_MASK_KERNEL, addBias, batchMatmul, conv2d, conv2dBias, dense, dropoutMaskTensor, matmul, oneHotEmbed, silu } from './ops.js';
+import { DROPOUT_MASK_KERNEL, FILTER_GRAD_KERNEL, addBias, batchMatmul, conv2d, conv2dBias, dense, dropoutMaskTensor, matmul, oneHotEmbed, silu } from './ops.js';
 
 const rng = new Rng(7);
 const t2 = (r: number, c: number) => rng.normalTensor([r, c]) as tf.Tensor2D;
@@ -156,6 +156,34 @@ describe('addBias, conv2dBias (bias gradients as a matmul against ones)', () => 
     expect(gradCheck(f, [x, w, b], { eps: 1e-2, probes: 10 }).maxRelError).toBeLessThan(tol(5e-3));
     const r1 = (ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.grad((xx: tf.Tensor) => f(xx, ww, bb))(x))) as tf.Scalar;
     expect(gradCheck(r1, [w, b], { eps: 1e-2, probes: 10 }).maxRelError).toBeLessThan(tol(1e-2));
+  });
+});
+
+describe('gradients computed only for inputs that need them', () => {
+  it('∂/∂x through a conv, a dense layer and attention products runs no weight-gradient kernels, and equals the full gradient’s ∂x', async () => {
+    const x = new Rng(30).normalTensor([2, 8, 8, 16]) as tf.Tensor4D;
+    const w = new Rng(31).normalTensor([3, 3, 16, 16]).mul(0.1) as tf.Tensor4D;
+    const b = new Rng(32).normalTensor([16]) as tf.Tensor1D;
+    const wd = new Rng(33).normalTensor([16, 16]).mul(0.1) as tf.Tensor2D;
+    const f = (xx: tf.Tensor4D, ww: tf.Tensor4D, bb: tf.Tensor1D, dd: tf.Tensor2D) => {
+      const h = conv2dBias(xx, ww, bb).reshape([2, 64, 16]) as tf.Tensor3D;
+      const att = batchMatmul(batchMatmul(h, h, true), h); // [2, 64, 16]
+      return tf.sum(tf.square(dense(att.reshape([128, 16]) as tf.Tensor2D, dd, bb)));
+    };
+    const gradX = () => tf.grad((xx: tf.Tensor4D) => f(xx, w, b, wd))(x);
+    const gradAll = () => tf.grads((xx: tf.Tensor4D, ww: tf.Tensor4D, bb: tf.Tensor1D, dd: tf.Tensor2D) => f(xx, ww, bb, dd))([x, w, b, wd]);
+    // (tf.profile returns the same object each time: read its kernels before the next call)
+    const onlyX = (await tf.profile(() => tf.tidy(() => void gradX()))).kernels.map((k) => k.name);
+    const all = (await tf.profile(() => tf.tidy(() => void gradAll()))).kernels.map((k) => k.name);
+    const gx = gradX();
+    const gs = gradAll();
+    expect(Math.max(...(await tf.abs(tf.sub(gx, gs[0]!)).data()))).toBeLessThan(tol(1e-4));
+    if (process.env.DI_TEST_NATIVE !== '0') expect(all).toContain(FILTER_GRAD_KERNEL);
+    expect(onlyX).not.toContain(FILTER_GRAD_KERNEL);
+    expect(onlyX).not.toContain('DiBiasGrad');
+    // the weight, bias and dense gradients (and their kernels) are skipped: clearly fewer calls
+    expect(onlyX.length).toBeLessThan(all.length - 4);
+    tf.dispose([x, w, b, wd, gx, ...gs]);
   });
 });
 

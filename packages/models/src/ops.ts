@@ -28,6 +28,44 @@ function fastTransposeFlags(): boolean {
   return hasKernel(FILTER_GRAD_KERNEL);
 }
 
+/** One function per input, each giving that input's gradient. */
+type LazyGrads = (dy: tf.Tensor, saved: tf.Tensor[]) => (() => tf.Tensor)[];
+
+/** The engine method that tf.customGrad runs on (tfjs-core 4.x). */
+interface KernelFuncEngine {
+  runKernelFunc(config: {
+    forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor;
+    backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+    inputs: Record<string, tf.Tensor>;
+  }): tf.Tensor;
+}
+
+/**
+ * tf.customGrad with the gradient given as one function per input. tf.customGrad computes every
+ * input's gradient; the engine only asks for those of inputs on the path to what is differentiated,
+ * so with this a frozen network's weight gradients are never computed when only ∂/∂x is wanted
+ * (SiD's generator step back-propagates through two denoisers), nor ∂x of a network's first layer
+ * when it trains on data. `f` gets the inputs and tfjs's save function.
+ */
+function lazyCustomGrad<F>(f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; grads: LazyGrads }): F {
+  return ((...inputs: tf.Tensor[]) => {
+    let grads: LazyGrads | undefined;
+    const named: Record<string, tf.Tensor> = {};
+    inputs.forEach((t, i) => {
+      named[i] = t;
+    });
+    return (tf.engine() as unknown as KernelFuncEngine).runKernelFunc({
+      forwardFunc: (_backend, save) => {
+        const r = f(inputs, save);
+        grads = r.grads;
+        return r.value;
+      },
+      backwardsFunc: (dy, saved) => Object.fromEntries(grads!(dy, saved).map((g, i) => [String(i), g])),
+      inputs: named,
+    });
+  }) as unknown as F;
+}
+
 type MatMulT = (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 const flagged = new Map<string, MatMulT>();
 
@@ -40,35 +78,31 @@ function matmulFlags(ta: boolean, tb: boolean): MatMulT {
   const key = `${ta}${tb}`;
   let f = flagged.get(key);
   if (f === undefined) {
-    f = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-      save([a, b]);
+    f = lazyCustomGrad<MatMulT>(([a, b], save) => {
+      save([a!, b!]);
       return {
         value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
-          if (!ta && !tb) return [matmulFlags(false, true)(dy, sb), matmulFlags(true, false)(sa, dy)];
-          if (!ta && tb) return [matmulFlags(false, false)(dy, sb), matmulFlags(true, false)(dy, sa)];
-          if (ta && !tb) return [matmulFlags(false, true)(sb, dy), matmulFlags(false, false)(sa, dy)];
-          return [matmulFlags(true, true)(sb, dy), matmulFlags(true, true)(dy, sa)];
+        grads: (dy, [sa, sb]) => {
+          if (!ta && !tb) return [() => matmulFlags(false, true)(dy, sb!), () => matmulFlags(true, false)(sa!, dy)];
+          if (!ta && tb) return [() => matmulFlags(false, false)(dy, sb!), () => matmulFlags(true, false)(dy, sa!)];
+          if (ta && !tb) return [() => matmulFlags(false, true)(sb!, dy), () => matmulFlags(false, false)(sa!, dy)];
+          return [() => matmulFlags(true, true)(sb!, dy), () => matmulFlags(true, true)(dy, sa!)];
         },
       };
-    }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as MatMulT;
+    });
     flagged.set(key, f);
   }
   return f;
 }
 
-const matmulWithGrad = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([a, b]);
+const matmulWithGrad = lazyCustomGrad<MatMul>(([a, b], save) => {
+  save([a!, b!]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
     // dA = dy·Bᵀ, dB = Aᵀ·dy
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [matmul(dy as tf.Tensor2D, tf.transpose(sb)), matmul(tf.transpose(sa), dy as tf.Tensor2D)];
-    },
+    grads: (dy, [sa, sb]) => [() => matmul(dy as tf.Tensor2D, tf.transpose(sb as tf.Tensor2D)), () => matmul(tf.transpose(sa as tf.Tensor2D), dy as tf.Tensor2D)],
   };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as MatMul;
+});
 
 /**
  * A·B for [n, k]·[k, m]. Its gradient uses the transpose flags where the native kernels serve
@@ -107,10 +141,10 @@ function biasGrad(dy: tf.Tensor): tf.Tensor1D {
   return matmul(tf.ones([1, m]) as tf.Tensor2D, dy.reshape([m, c]) as tf.Tensor2D).reshape([c]);
 }
 
-const addBiasWithGrad = tf.customGrad(((x: tf.Tensor, b: tf.Tensor) => ({
-  value: tf.add(x, b),
-  gradFunc: (dy: tf.Tensor) => [dy, biasGrad(dy)],
-})) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as <T extends tf.Tensor>(x: T, b: tf.Tensor1D) => T;
+const addBiasWithGrad = lazyCustomGrad<<T extends tf.Tensor>(x: T, b: tf.Tensor1D) => T>(([x, b]) => ({
+  value: tf.add(x!, b!),
+  grads: (dy) => [() => dy, () => biasGrad(dy)],
+}));
 
 /** x + b along the last axis, b [C], with the bias gradient of {@link biasGrad}. */
 export function addBias<T extends tf.Tensor>(x: T, b: tf.Tensor1D): T {
@@ -201,28 +235,30 @@ function convPadded(x: tf.Tensor4D, w: tf.Tensor4D, s: number, pads: Pads, bias:
   const pad = pt + pb + pl + pr === 0 ? 'valid' : ([[0, 0], [pt, pb], [pl, pr], [0, 0]] as Parameters<typeof tf.conv2d>[3]);
   if (bias !== null) {
     // conv + bias as one fused kernel (XNNPACK adds the bias in its output loop: one pass less)
-    const fb = tf.customGrad(((xx: tf.Tensor4D, ww: tf.Tensor4D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
-      save([xx, ww]);
+    const fb = lazyCustomGrad<(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor4D>(([xx, ww, bb], save) => {
+      save([xx!, ww!]);
       return {
-        value: tf.fused.conv2d({ x: xx, filter: ww, strides: s, pad, bias: bb }),
-        gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        value: tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: ww as tf.Tensor4D, strides: s, pad, bias: bb }),
+        grads: (dy, saved) => {
           const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-          return [convInputGrad(dy, sw, sx.shape, s, [pt, pb, pl, pr]), convWeightGrad(dy, sx, sw.shape, s, [pt, pb, pl, pr]), biasGrad(dy)];
+          const d = dy as tf.Tensor4D;
+          return [() => convInputGrad(d, sw, sx.shape, s, [pt, pb, pl, pr]), () => convWeightGrad(d, sx, sw.shape, s, [pt, pb, pl, pr]), () => biasGrad(d)];
         },
       };
-    }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor4D;
+    });
     return fb(xc, w, bias);
   }
-  const f = tf.customGrad(((xx: tf.Tensor4D, ww: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    save([xx, ww]);
+  const f = lazyCustomGrad<Conv>(([xx, ww], save) => {
+    save([xx!, ww!]);
     return {
-      value: tf.conv2d(xx, ww, s, pad),
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+      value: tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad),
+      grads: (dy, saved) => {
         const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-        return [convInputGrad(dy, sw, sx.shape, s, [pt, pb, pl, pr]), convWeightGrad(dy, sx, sw.shape, s, [pt, pb, pl, pr])];
+        const d = dy as tf.Tensor4D;
+        return [() => convInputGrad(d, sw, sx.shape, s, [pt, pb, pl, pr]), () => convWeightGrad(d, sx, sw.shape, s, [pt, pb, pl, pr])];
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Conv;
+  });
   return f(xc, w);
 }
 
@@ -250,17 +286,17 @@ type FilterGrad = (x: tf.Tensor4D, dy: tf.Tensor4D) => tf.Tensor4D;
 /** ∂w of convPadded by the native kernel, with the gradients of that gradient written as convs (second order). */
 function nativeWeightGrad(dy: tf.Tensor4D, x: tf.Tensor4D, wShape: number[], s: number, pads: Pads): tf.Tensor4D | null {
   if (wShape[3]! % 16 !== 0 || !hasKernel(FILTER_GRAD_KERNEL)) return null;
-  const f = tf.customGrad(((xx: tf.Tensor4D, dyy: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    save([xx, dyy]);
+  const f = lazyCustomGrad<FilterGrad>(([xx, dyy], save) => {
+    save([xx!, dyy!]);
     return {
-      value: tf.engine().runKernel(FILTER_GRAD_KERNEL, { x: xx, dy: dyy }, { filterShape: wShape, strides: [s, s], pads: [...pads] }) as tf.Tensor4D,
+      value: tf.engine().runKernel(FILTER_GRAD_KERNEL, { x: xx!, dy: dyy! }, { filterShape: wShape, strides: [s, s], pads: [...pads] }) as tf.Tensor4D,
       // dw is bilinear in (x, dy): ∂/∂dy = conv(x, g), ∂/∂x = the input gradient of a conv with filter g
-      gradFunc: (g: tf.Tensor4D, saved: tf.Tensor[]) => {
+      grads: (g, saved) => {
         const [sx, sdy] = saved as [tf.Tensor4D, tf.Tensor4D];
-        return [convInputGrad(sdy, g, sx.shape, s, pads), convPadded(sx, g, s, pads)];
+        return [() => convInputGrad(sdy, g as tf.Tensor4D, sx.shape, s, pads), () => convPadded(sx, g as tf.Tensor4D, s, pads)];
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as FilterGrad;
+  });
   return f(x, dy);
 }
 
@@ -517,17 +553,18 @@ export function softmax<T extends tf.Tensor>(x: T): T {
 
 type BatchMatMul = (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
 
-const batchMatmulWithGrad = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: tf.GradSaveFunc) => {
-  save([a, b]);
+const batchMatmulWithGrad = lazyCustomGrad<BatchMatMul>(([a, b], save) => {
+  save([a!, b!]);
   return {
-    value: tf.matMul(a, b),
+    value: tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D),
     // dA = dy·Bᵀ, dB = Aᵀ·dy per batch entry, with explicit transposes
-    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
+    grads: (dy, saved) => {
       const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
-      return [batchMatmul(dy, tf.transpose(sb, [0, 2, 1])), batchMatmul(tf.transpose(sa, [0, 2, 1]), dy)];
+      const d = dy as tf.Tensor3D;
+      return [() => batchMatmul(d, tf.transpose(sb, [0, 2, 1])), () => batchMatmul(tf.transpose(sa, [0, 2, 1]), d)];
     },
   };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as BatchMatMul;
+});
 
 /**
  * Batched A·B for [B, n, k]·[B, k, m] (transposeB: B given as [B, m, k]). Its gradient uses the
