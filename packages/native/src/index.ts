@@ -184,7 +184,19 @@ interface CpuBackend {
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** One Storage per backend instance (made once: a kernel call should not allocate closures). */
+const storages = new WeakMap<object, Storage | null>();
+
 function storageFor(backendName: string, backend: unknown): Storage | null {
+  let s = storages.get(backend as object);
+  if (s === undefined) {
+    s = makeStorage(backendName, backend);
+    storages.set(backend as object, s);
+  }
+  return s;
+}
+
+function makeStorage(backendName: string, backend: unknown): Storage | null {
   if (backendName === 'wasm') {
     const b = backend as WasmBackend;
     // a view of the heap is taken after every allocation: malloc may grow (and so detach) it
