@@ -17,7 +17,8 @@
  * the same run: `pytorchMs` on every core, `pytorch1ThreadMs`, and `ratio` = ours / PyTorch (all
  * cores); and `peakRssMiB` of this process. The MNIST rows alternate ours and PyTorch for
  * BENCH_ROUNDS rounds (default 5): `ms` and `pytorchMs` are the medians, `msRounds` and
- * `pytorchMsRounds` every round.
+ * `pytorchMsRounds` every round. Both sides time steps only: ours as the difference between a run of
+ * 3 + n steps and one of 3 (see timeSteps), so that a run's setup is not counted.
  *
  * BENCH_ONLY=scaling (never part of the default run) runs the scaling group instead: ms per step,
  * images/s and peak RSS of the teacher step and of the Diff-Instruct iteration for the UNet presets
@@ -76,11 +77,25 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+const warmed = new Set<string>();
+
+/**
+ * ms per step of `fn(steps)`, a whole training run. A run's setup (parameter copies, optimiser
+ * state, the memory guard's probe steps) is not a step, and PyTorch's reference times steps only:
+ * so a run of 3 steps and one of 3 + `steps` are timed, and their difference is `steps` steps after
+ * the same warm-up. The first call of each label runs once untimed (compilation, first allocations).
+ */
 async function timeSteps(label: string, steps: number, fn: (steps: number) => Promise<unknown>): Promise<number> {
-  await fn(3); // warm-up: kernel compilation, first allocations
+  if (!warmed.has(label)) {
+    await fn(3);
+    warmed.add(label);
+  }
   const t0 = performance.now();
-  await fn(steps);
-  const ms = (performance.now() - t0) / steps;
+  await fn(3);
+  const t1 = performance.now();
+  await fn(3 + steps);
+  const t2 = performance.now();
+  const ms = (t2 - t1 - (t1 - t0)) / steps;
   process.stderr.write(`${label}: ${ms.toFixed(1)} ms/step\n`);
   return ms;
 }
@@ -149,9 +164,9 @@ async function runMnistRows(): Promise<void> {
   // into x_t: one more backward pass than IKL. The trainer's settings for it: α = sidAlpha (1.2)
   // and the config's weighting, 'sigma2' by default (as `distill`'s SiD recipes), so c_i = 1.
   const sidConfig = { ...DIFF_INSTRUCT_DEFAULTS, objective: 'sid' as const };
-  // Ours and PyTorch take turns, BENCH_ROUNDS rounds (default 5) of 5 timed steps each; every row
-  // reports the median round of each side, the ratio of the medians, and the range of the rounds.
-  // On a shared machine a single round of each can be off by 20 % either way.
+  // Ours and PyTorch take turns, BENCH_ROUNDS rounds (default 5) of 8 (ours) and 5 (PyTorch) timed
+  // steps; every row reports the median round of each side, the ratio of the medians, and every
+  // round. On a shared machine a single round of either can be off by 20 %.
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
   const ours = { teacher: [] as number[], di: [] as number[], sid: [] as number[] };
   const theirs = { teacher: [] as number[], di: [] as number[], sid: [] as number[] };
@@ -159,13 +174,13 @@ async function runMnistRows(): Promise<void> {
   let sidTorch: ReturnType<typeof pytorchTiming> = null;
   for (let round = 1; round <= rounds; round++) {
     process.stderr.write(`MNIST round ${round}/${rounds}\n`);
-    ours.teacher.push(await timeSteps('MNIST teacher step', 5, async (steps) => {
+    ours.teacher.push(await timeSteps('MNIST teacher step', 8, async (steps) => {
       await trainTeacher({ model: teacher, data: images, config: { ...TEACHER_DEFAULTS, steps, batchSize: b }, rng: new Rng(2) });
     }));
-    ours.di.push(await timeSteps('MNIST Diff-Instruct iteration', 5, async (steps) => {
+    ours.di.push(await timeSteps('MNIST Diff-Instruct iteration', 8, async (steps) => {
       await diffInstruct({ teacher, generator: tweedieGenerator(teacher, 2.5), config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: b }, rng: new Rng(3) });
     }));
-    ours.sid.push(await timeSteps('MNIST SiD iteration', 5, async (steps) => {
+    ours.sid.push(await timeSteps('MNIST SiD iteration', 8, async (steps) => {
       const generator = tweedieGenerator(teacher, 2.5);
       const r = await diffInstruct({ teacher, generator, config: { ...sidConfig, steps, batchSize: b }, rng: new Rng(3) });
       disposeModel(r.ema);
