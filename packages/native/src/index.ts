@@ -53,6 +53,8 @@ export interface NativeAddon {
   adamUpdate(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, hyper: number[], pOut: Float32Array, mOut: Float32Array, vOut: Float32Array): void;
   /** out = shadow·β + p·(1 − β); bc: [β, 1 − β] */
   emaUpdate(shadow: Float32Array, p: Float32Array, bc: number[], out: Float32Array): void;
+  adamInPlace(ps: Float32Array[], ms: Float32Array[], vs: Float32Array[], gs: Float32Array[], h: number[]): void;
+  emaInPlace(shadows: Float32Array[], ps: Float32Array[], bc: number[]): void;
   sumSquares(parts: Float32Array[]): number;
   transpose4(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
   reverse4(x: Float32Array, shape: number[], flip: number[], out: Float32Array): void;
@@ -262,6 +264,18 @@ export const GROUP_NORM_GRAD_KERNEL = 'DiGroupNormGrad';
  */
 export const ADAM_KERNEL = 'DiAdam';
 export const EMA_KERNEL = 'DiEma';
+/**
+ * DiAdam and DiEma for many parameters in one call, written into their storage where no other tensor
+ * shares it (a variable's buffer after its first update; a parameter cloned from another shares
+ * its buffer until then):
+ * - DiAdamInPlace: inputs p0, m0, v0, g0, p1, …; the attrs of DiAdam; returns an int32 tensor of
+ *   the indices i whose p, m or v storage is shared, then [p, m, v] updated for each of them, in
+ *   that order (the caller assigns those); the others are updated in place.
+ * - DiEmaInPlace: inputs s0, p0, s1, p1, …; attr beta; returns the indices whose shadow is shared,
+ *   then their updated shadows.
+ */
+export const ADAM_IN_PLACE_KERNEL = 'DiAdamInPlace';
+export const EMA_IN_PLACE_KERNEL = 'DiEmaInPlace';
 export const SUM_SQUARES_KERNEL = 'DiSumSquares';
 /**
  * A dropout mask drawn as `@diff-instruct/sde`'s `Rng.dropoutMask` draws it (the same values, the
@@ -272,7 +286,7 @@ export const DROPOUT_MASK_KERNEL = 'DiDropoutMask';
 /** The gradient of a bias added along the last axis: input dy [..., C]; returns Σ over the leading axes, [C]. */
 export const BIAS_GRAD_KERNEL = 'DiBiasGrad';
 /** The kernels that only this package provides (registered beside the overrides). */
-const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, DROPOUT_MASK_KERNEL, BIAS_GRAD_KERNEL];
+const OWN_KERNELS = [FILTER_GRAD_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL, ADAM_KERNEL, EMA_KERNEL, ADAM_IN_PLACE_KERNEL, EMA_IN_PLACE_KERNEL, SUM_SQUARES_KERNEL, DROPOUT_MASK_KERNEL, BIAS_GRAD_KERNEL];
 type KernelName = (typeof KERNELS)[number];
 type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
@@ -468,6 +482,62 @@ function emaKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo
   const out = s.output(shadow.shape);
   addon.emaUpdate(s.read(shadow), s.read(p), [beta, 1 - beta], out.data);
   return out.info;
+}
+
+/** Whether no other tensor shares this tensor's storage (the backend's reference count is 1). */
+function exclusive(backend: unknown, t: TensorInfo): boolean {
+  return (backend as { refCount(dataId: unknown): number }).refCount(t.dataId) === 1;
+}
+
+/** The inputs named prefix + index, for every prefix, as lists; checks they are float32 and sized alike. */
+function indexedInputs(kernel: string, inputs: KernelArgs['inputs'], prefixes: string[]): TensorInfo[][] {
+  const count = Object.keys(inputs).length / prefixes.length;
+  if (!Number.isInteger(count)) throw new Error(`${kernel}: expected inputs ${prefixes.map((p) => `${p}0`).join(', ')}, … in groups of ${prefixes.length}`);
+  const lists = prefixes.map(() => [] as TensorInfo[]);
+  for (let i = 0; i < count; i++) {
+    const group: Record<string, TensorInfo> = {};
+    prefixes.forEach((p, j) => {
+      const t = inputs[`${p}${i}`];
+      if (t === undefined) throw new Error(`${kernel}: input ${p}${i} is missing`);
+      group[`${p}${i}`] = t;
+      lists[j]!.push(t);
+    });
+    sameSizeF32(kernel, group);
+  }
+  return lists;
+}
+
+function adamInPlaceKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] {
+  const [ps, ms, vs, gs] = indexedInputs(ADAM_IN_PLACE_KERNEL, args.inputs, ['p', 'm', 'v', 'g']) as [TensorInfo[], TensorInfo[], TensorInfo[], TensorInfo[]];
+  const a = args.attrs as { lr: number; beta1: number; beta2: number; eps: number; bc1: number; bc2: number; scale: number };
+  const h = [a.lr, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.bc1, a.bc2, a.scale];
+  const shared = ps.map((_, i) => i).filter((i) => ![ps[i]!, ms[i]!, vs[i]!].every((t) => exclusive(args.backend, t)));
+  const own = ps.map((_, i) => i).filter((i) => !shared.includes(i));
+  // every allocation first (the index last): on wasm a malloc may grow (and detach) the heap under earlier views
+  const outs = s.outputs(shared.flatMap((i) => [ps[i]!.shape, ms[i]!.shape, vs[i]!.shape])).map((o) => o.info);
+  const idx = s.outputInt32([shared.length]);
+  shared.forEach((i, k) => {
+    idx.data[k] = i;
+    addon.adamUpdate(s.read(ps[i]!), s.read(ms[i]!), s.read(vs[i]!), s.read(gs[i]!), h, s.read(outs[3 * k]!), s.read(outs[3 * k + 1]!), s.read(outs[3 * k + 2]!));
+  });
+  const read = (list: TensorInfo[]) => own.map((i) => s.read(list[i]!));
+  addon.adamInPlace(read(ps), read(ms), read(vs), read(gs), h);
+  return [idx.info, ...outs];
+}
+
+function emaInPlaceKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo[] {
+  const [ss, ps] = indexedInputs(EMA_IN_PLACE_KERNEL, args.inputs, ['s', 'p']) as [TensorInfo[], TensorInfo[]];
+  const { beta } = args.attrs as { beta: number };
+  const shared = ss.map((_, i) => i).filter((i) => !exclusive(args.backend, ss[i]!));
+  const own = ss.map((_, i) => i).filter((i) => !shared.includes(i));
+  const outs = s.outputs(shared.map((i) => ss[i]!.shape)).map((o) => o.info);
+  const idx = s.outputInt32([shared.length]);
+  shared.forEach((i, k) => {
+    idx.data[k] = i;
+    addon.emaUpdate(s.read(ss[i]!), s.read(ps[i]!), [beta, 1 - beta], s.read(outs[k]!));
+  });
+  addon.emaInPlace(own.map((i) => s.read(ss[i]!)), own.map((i) => s.read(ps[i]!)), [beta, 1 - beta]);
+  return [idx.info, ...outs];
 }
 
 function sumSquaresKernel(addon: NativeAddon, s: Storage, args: KernelArgs): TensorInfo {
@@ -679,6 +749,8 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       [GROUP_NORM_GRAD_KERNEL, (s, args) => groupNormGradKernel(addon, s, args)],
       [ADAM_KERNEL, (s, args) => adamKernel(addon, s, args)],
       [EMA_KERNEL, (s, args) => emaKernel(addon, s, args)],
+      [ADAM_IN_PLACE_KERNEL, (s, args) => adamInPlaceKernel(addon, s, args)],
+      [EMA_IN_PLACE_KERNEL, (s, args) => emaInPlaceKernel(addon, s, args)],
       [SUM_SQUARES_KERNEL, (s, args) => sumSquaresKernel(addon, s, args)],
       [DROPOUT_MASK_KERNEL, (s, args) => dropoutMaskKernel(addon, s, args)],
       [BIAS_GRAD_KERNEL, (s, args) => biasGradKernel(addon, s, args)],

@@ -981,6 +981,25 @@ void ema_range(const float* __restrict s, const float* __restrict p, float b, fl
   for (int64_t i = i0; i < i1; ++i) o[i] = s[i] * b + p[i] * c;
 }
 
+// In-place versions (no __restrict: the outputs are the inputs), for parameters whose storage no
+// other tensor shares. Each element is read before it is written, with the same float operations.
+void adam_inplace_range(float* p, float* m, float* v, const float* g, const float* h, bool scaled, int64_t i0, int64_t i1) {
+  const float lr = h[0], b1 = h[1], c1 = h[2], b2 = h[3], c2 = h[4], eps = h[5], bc1 = h[6], bc2 = h[7], sc = h[8];
+  for (int64_t i = i0; i < i1; ++i) {
+    const float gi = scaled ? g[i] * sc : g[i];
+    const float mi = m[i] * b1 + gi * c1;
+    const float vi = v[i] * b2 + (gi * gi) * c2;
+    const float step = (mi / bc1) / (std::sqrt(vi / bc2) + eps);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] - step * lr;
+  }
+}
+
+void ema_inplace_range(float* s, const float* p, float b, float c, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) s[i] = s[i] * b + p[i] * c;
+}
+
 #pragma GCC pop_options
 
 napi_value AdamUpdate(napi_env env, napi_callback_info info) {
@@ -1017,6 +1036,76 @@ napi_value EmaUpdate(napi_env env, napi_callback_info info) {
   }
   if (p.length != sh.length || out.length < sh.length) return throw_error(env, "@diff-instruct/native: emaUpdate: shadow, p and out must have the same size");
   ema_range(sh.data, p.data, (float)bc[0], (float)bc[1], out.data, 0, (int64_t)sh.length);
+  return nullptr;
+}
+
+// Reads an array of Float32Arrays.
+static bool get_f32_list(napi_env env, napi_value arr, std::vector<F32>& out, const char* name) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok) {
+    throw_error(env, (std::string("@diff-instruct/native: ") + name + " must be an array of Float32Arrays").c_str());
+    return false;
+  }
+  out.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e;
+    napi_get_element(env, arr, i, &e);
+    if (!get_f32(env, e, &out[i], name)) return false;
+  }
+  return true;
+}
+
+// adamInPlace(ps, ms, vs, gs, h): the Adam update of adamUpdate for every parameter of the lists,
+// written into p, m and v. Parameters are split over the threads.
+napi_value AdamInPlace(napi_env env, napi_callback_info info) {
+  ARGS(5)
+  std::vector<F32> ps, ms, vs, gs;
+  if (!get_f32_list(env, argv[0], ps, "ps") || !get_f32_list(env, argv[1], ms, "ms") || !get_f32_list(env, argv[2], vs, "vs") || !get_f32_list(env, argv[3], gs, "gs"))
+    return nullptr;
+  float h[9];
+  for (uint32_t i = 0; i < 9; ++i) {
+    napi_value e;
+    double d = 0;
+    if (napi_get_element(env, argv[4], i, &e) != napi_ok || napi_get_value_double(env, e, &d) != napi_ok)
+      return throw_error(env, "@diff-instruct/native: adamInPlace: expected 9 hyper-parameters");
+    h[i] = (float)d;
+  }
+  const size_t k = ps.size();
+  if (ms.size() != k || vs.size() != k || gs.size() != k) return throw_error(env, "@diff-instruct/native: adamInPlace: ps, ms, vs and gs must have the same length");
+  int64_t total = 0;
+  for (size_t j = 0; j < k; ++j) {
+    const size_t n = ps[j].length;
+    if (ms[j].length != n || vs[j].length != n || gs[j].length != n)
+      return throw_error(env, "@diff-instruct/native: adamInPlace: p, m, v and g of a parameter must have the same size");
+    total += (int64_t)n;
+  }
+  const bool scaled = h[8] != 1.0f;
+  split_range((int64_t)k, total < (int64_t{1} << 16) ? 1 : g_threads, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) adam_inplace_range(ps[j].data, ms[j].data, vs[j].data, gs[j].data, h, scaled, 0, (int64_t)ps[j].length);
+  });
+  return nullptr;
+}
+
+// emaInPlace(shadows, ps, [beta, 1 − beta]): shadow ← shadow·β + p·(1 − β) for every pair, in place.
+napi_value EmaInPlace(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  std::vector<F32> ss, ps;
+  if (!get_f32_list(env, argv[0], ss, "shadows") || !get_f32_list(env, argv[1], ps, "ps")) return nullptr;
+  double bc[2];
+  for (uint32_t i = 0; i < 2; ++i) {
+    napi_value e;
+    if (napi_get_element(env, argv[2], i, &e) != napi_ok || napi_get_value_double(env, e, &bc[i]) != napi_ok)
+      return throw_error(env, "@diff-instruct/native: emaInPlace: expected [beta, 1 - beta]");
+  }
+  if (ss.size() != ps.size()) return throw_error(env, "@diff-instruct/native: emaInPlace: shadows and ps must have the same length");
+  int64_t total = 0;
+  for (size_t j = 0; j < ss.size(); ++j) {
+    if (ss[j].length != ps[j].length) return throw_error(env, "@diff-instruct/native: emaInPlace: a shadow and its parameter must have the same size");
+    total += (int64_t)ss[j].length;
+  }
+  split_range((int64_t)ss.size(), total < (int64_t{1} << 16) ? 1 : g_threads, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) ema_inplace_range(ss[j].data, ps[j].data, (float)bc[0], (float)bc[1], 0, (int64_t)ss[j].length);
+  });
   return nullptr;
 }
 
@@ -1403,6 +1492,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"splitRows", nullptr, SplitRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamInPlace", nullptr, AdamInPlace, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"emaInPlace", nullptr, EmaInPlace, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose4", nullptr, Transpose4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reverse4", nullptr, Reverse4, nullptr, nullptr, nullptr, napi_default, nullptr},

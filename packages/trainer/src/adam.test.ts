@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
-import { ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, hasKernel, sumOfSquares } from './fused.js';
+import { ADAM_IN_PLACE_KERNEL, ADAM_KERNEL, EMA_IN_PLACE_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL, hasKernel, sumOfSquares } from './fused.js';
 
 describe('Adam', () => {
   it('matches the update rule computed by hand over three steps', () => {
@@ -80,16 +80,19 @@ describe('the fused optimiser kernels (@diff-instruct/native)', () => {
     }
   }
 
-  it('Adam (with gradient clipping) and the EMA equal the composed ops up to float32 rounding', () => {
+  it('Adam (with gradient clipping) and the EMA equal the composed ops up to float32 rounding; in place, the per-parameter kernels bit for bit', () => {
     // the test setup enables the native kernels unless DI_TEST_NATIVE=0
-    expect(hasKernel(ADAM_KERNEL) && hasKernel(EMA_KERNEL) && hasKernel(SUM_SQUARES_KERNEL)).toBe(process.env.DI_TEST_NATIVE !== '0');
+    expect(hasKernel(ADAM_KERNEL) && hasKernel(EMA_KERNEL) && hasKernel(SUM_SQUARES_KERNEL) && hasKernel(ADAM_IN_PLACE_KERNEL) && hasKernel(EMA_IN_PLACE_KERNEL)).toBe(process.env.DI_TEST_NATIVE !== '0');
     if (!hasKernel(ADAM_KERNEL)) return;
     const run = () => {
-      const p = { a: tf.variable(tf.randomNormal([7, 5], 0, 1, 'float32', 1)), b: tf.variable(tf.randomNormal([3], 0, 1, 'float32', 2)) };
+      // c starts on the storage of another tensor (as a clone does): never updated in place
+      const other = tf.randomNormal([4, 2], 0, 1, 'float32', 5);
+      const before = Array.from(other.dataSync());
+      const p = { a: tf.variable(tf.randomNormal([7, 5], 0, 1, 'float32', 1)), b: tf.variable(tf.randomNormal([3], 0, 1, 'float32', 2)), c: tf.variable(other) };
       const opt = new Adam(p, { lr: 3e-3, beta1: 0.9, beta2: 0.99, clipNorm: 0.5 });
       const ema = new Ema(p, 3);
       for (let t = 0; t < 6; t++) {
-        const g = { a: tf.randomNormal([7, 5], 0, 1, 'float32', 10 + t), b: tf.randomNormal([3], 0, 2, 'float32', 20 + t) };
+        const g = { a: tf.randomNormal([7, 5], 0, 1, 'float32', 10 + t), b: tf.randomNormal([3], 0, 2, 'float32', 20 + t), c: tf.randomNormal([4, 2], 0, 1, 'float32', 30 + t) };
         opt.apply(g);
         ema.update();
         tf.dispose(Object.values(g));
@@ -98,10 +101,15 @@ describe('the fused optimiser kernels (@diff-instruct/native)', () => {
       opt.dispose();
       ema.dispose();
       tf.dispose(Object.values(p));
+      expect(Array.from(other.dataSync())).toEqual(before);
+      other.dispose();
       return out;
     };
-    const fused = run();
-    const plain = composed([ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL], run);
+    const inPlace = run();
+    const fused = composed([ADAM_IN_PLACE_KERNEL, EMA_IN_PLACE_KERNEL], run);
+    const plain = composed([ADAM_IN_PLACE_KERNEL, EMA_IN_PLACE_KERNEL, ADAM_KERNEL, EMA_KERNEL, SUM_SQUARES_KERNEL], run);
+    // one call for all parameters, in place where no other tensor shares the storage: the same bits
+    expect(inPlace).toEqual(fused);
     // six steps of Adam (lr 3e-3) and EMA: every value within a few float32 ulps (wasm: the same bits)
     fused.forEach((vs, k) => vs.forEach((v, i) => expect(Math.abs(v - plain[k]![i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(v)))));
     const gs = [tf.randomNormal([100], 0, 1, 'float32', 3), tf.randomNormal([4, 4], 0, 1, 'float32', 4)];

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import { ADAM_KERNEL, hasKernel, sumOfSquares } from './fused.js';
+import { ADAM_IN_PLACE_KERNEL, ADAM_KERNEL, hasKernel, sumOfSquares } from './fused.js';
 
 export interface AdamOptions {
   /** Learning rate. */
@@ -54,6 +54,27 @@ export class Adam {
         const norm = Math.sqrt(sumOfSquares(Object.values(grads)));
         if (norm > this.opts.clipNorm) scale = this.opts.clipNorm / norm;
       }
+      const attrs = { lr, beta1, beta2, eps, bc1, bc2, scale };
+      if (hasKernel(ADAM_IN_PLACE_KERNEL)) {
+        // one call for all parameters; those whose storage is shared (a clone's, before its first
+        // update) come back as new tensors to assign, the rest are updated in place
+        const names = Object.keys(this.params).filter((name) => grads[name] !== undefined);
+        const inputs: tf.NamedTensorMap = {};
+        names.forEach((name, i) => {
+          inputs[`p${i}`] = this.params[name]!;
+          inputs[`m${i}`] = this.m[name]!;
+          inputs[`v${i}`] = this.v[name]!;
+          inputs[`g${i}`] = grads[name]!;
+        });
+        const [shared, ...updated] = tf.engine().runKernel(ADAM_IN_PLACE_KERNEL, inputs, attrs) as tf.Tensor[];
+        Array.from(shared!.dataSync()).forEach((i, k) => {
+          const name = names[i]!;
+          this.m[name]!.assign(updated[3 * k + 1]!);
+          this.v[name]!.assign(updated[3 * k + 2]!);
+          this.params[name]!.assign(updated[3 * k]!);
+        });
+        return;
+      }
       const fused = hasKernel(ADAM_KERNEL);
       for (const [name, p] of Object.entries(this.params)) {
         const g0 = grads[name];
@@ -61,7 +82,6 @@ export class Adam {
         const m = this.m[name]!;
         const v = this.v[name]!;
         if (fused) {
-          const attrs = { lr, beta1, beta2, eps, bc1, bc2, scale };
           const [p1, m1, v1] = tf.engine().runKernel(ADAM_KERNEL, { p, m, v, g: g0 }, attrs) as tf.Tensor[];
           m.assign(m1!);
           v.assign(v1!);

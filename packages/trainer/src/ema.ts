@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import { EMA_KERNEL, hasKernel } from './fused.js';
+import { EMA_IN_PLACE_KERNEL, EMA_KERNEL, hasKernel } from './fused.js';
 
 /**
  * Exponential moving average of a set of parameters, θ_ema ← β θ_ema + (1 − β) θ, as in EDM's
@@ -21,6 +21,20 @@ export class Ema {
   }
 
   update(): void {
+    if (hasKernel(EMA_IN_PLACE_KERNEL)) {
+      // one call; shadows sharing storage (cloned from the parameters, before the first update) come back to assign
+      tf.tidy(() => {
+        const names = Object.keys(this.params);
+        const inputs: tf.NamedTensorMap = {};
+        names.forEach((name, i) => {
+          inputs[`s${i}`] = this.shadow[name]!;
+          inputs[`p${i}`] = this.params[name]!;
+        });
+        const [shared, ...updated] = tf.engine().runKernel(EMA_IN_PLACE_KERNEL, inputs, { beta: this.beta }) as tf.Tensor[];
+        Array.from(shared!.dataSync()).forEach((i, k) => this.shadow[names[i]!]!.assign(updated[k]!));
+      });
+      return;
+    }
     const fused = hasKernel(EMA_KERNEL);
     tf.tidy(() => {
       for (const [name, p] of Object.entries(this.params)) {

@@ -7,6 +7,9 @@ import * as tf from '@tensorflow/tfjs';
  */
 export const ADAM_KERNEL = 'DiAdam';
 export const EMA_KERNEL = 'DiEma';
+/** One call for every parameter, updating in place the ones whose storage no other tensor shares. */
+export const ADAM_IN_PLACE_KERNEL = 'DiAdamInPlace';
+export const EMA_IN_PLACE_KERNEL = 'DiEmaInPlace';
 export const SUM_SQUARES_KERNEL = 'DiSumSquares';
 
 export function hasKernel(name: string): boolean {
