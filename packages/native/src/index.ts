@@ -265,7 +265,7 @@ export const GROUP_NORM_GRAD_KERNEL = 'DiGroupNormGrad';
 export const ADAM_KERNEL = 'DiAdam';
 export const EMA_KERNEL = 'DiEma';
 /**
- * DiAdam and DiEma for many parameters in one call, written into their storage where no other tensor
+ * DiAdam and DiEma for many parameters in one call (wasm only), written into their storage where no other tensor
  * shares it (a variable's buffer after its first update; a parameter cloned from another shares
  * its buffer until then):
  * - DiAdamInPlace: inputs p0, m0, v0, g0, p1, …; the attrs of DiAdam; returns an int32 tensor of
@@ -756,6 +756,9 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
       [BIAS_GRAD_KERNEL, (s, args) => biasGradKernel(addon, s, args)],
     ];
     for (const [kernelName, run] of own) {
+      // in place only on wasm: the cpu backend's dataSync() hands out the storage itself, which a
+      // caller may hold across an update
+      if (backendName !== 'wasm' && (kernelName === ADAM_IN_PLACE_KERNEL || kernelName === EMA_IN_PLACE_KERNEL)) continue;
       if (tf.getKernel(kernelName, backendName) !== undefined) tf.unregisterKernel(kernelName, backendName);
       tf.registerKernel({
         kernelName,
@@ -766,7 +769,7 @@ export function enableNativeKernels(options: EnableOptions = {}): EnableResult {
     added.add(backendName);
   }
   patchSavedTensorClones();
-  const kernels = [...KERNELS.filter((n) => originals.has(`${backendName}/${n}`)), ...(added.has(backendName) ? OWN_KERNELS : [])];
+  const kernels = [...KERNELS.filter((n) => originals.has(`${backendName}/${n}`)), ...(added.has(backendName) ? OWN_KERNELS.filter((k) => tf.getKernel(k, backendName) !== undefined) : [])];
   return { ...nativeStatus(), enabled: true, backend: backendName, kernels };
 }
 
@@ -806,7 +809,7 @@ function patchSavedTensorClones(): void {
 export function disableNativeKernels(backend?: string): void {
   for (const b of [...added]) {
     if (backend !== undefined && b !== backend) continue;
-    for (const k of OWN_KERNELS) tf.unregisterKernel(k, b);
+    for (const k of OWN_KERNELS) if (tf.getKernel(k, b) !== undefined) tf.unregisterKernel(k, b);
     added.delete(b);
   }
   for (const [key, config] of originals) {
