@@ -343,7 +343,8 @@ napi_value GemmBatched(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------
 // Direct convolution for C_out a multiple of 16: the input is copied once into a zero-padded
 // buffer, then each block of PB output pixels of one output row keeps PB 16-wide accumulators in
-// registers while it walks (ky, kx, ci): one filter vector load and PB broadcast FMAs per step.
+// registers while it walks (ky, kx, ci): one filter vector load and PB broadcast FMAs per step
+// (for C_out a multiple of 32, two filter vectors and 2·PB FMAs per broadcast input value).
 // GCC's vector extension compiles the v16 arithmetic to AVX-512 (or pairs of AVX2 registers).
 // ---------------------------------------------------------------------------------------------
 typedef float v16 __attribute__((vector_size(64)));
@@ -386,7 +387,54 @@ static void direct_block(const DirectGeom& g, int64_t n, int64_t oy, int64_t ox0
   }
 }
 
+// As direct_block, for two blocks of 16 output channels at once (cb, cb + 16): each broadcast input
+// value feeds two FMAs, and 2·PB accumulators hide the FMA latency better than PB.
+template <int PB>
+static void direct_block2(const DirectGeom& g, int64_t n, int64_t oy, int64_t ox0) {
+  const int64_t c = g.c, co = g.co;
+  for (int64_t cb = 0; cb < co; cb += 32) {
+    v16 acc0[PB], acc1[PB];
+    const v16 b0 = g.bias ? load16(g.bias + cb) : v16{};
+    const v16 b1 = g.bias ? load16(g.bias + cb + 16) : v16{};
+    for (int p = 0; p < PB; ++p) {
+      acc0[p] = b0;
+      acc1[p] = b1;
+    }
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const float* row = g.xp + ((n * g.hp + oy * g.sh + ky) * g.wp) * c;
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const float* xin = row + (ox0 * g.sw + kx) * c;
+        const float* wk = g.f + ((ky * g.kw + kx) * c) * co + cb;
+        for (int64_t ci = 0; ci < c; ++ci) {
+          const v16 w0 = load16(wk + ci * co), w1 = load16(wk + ci * co + 16);
+          for (int p = 0; p < PB; ++p) {
+            const float xv = xin[p * g.sw * c + ci];
+            acc0[p] += xv * w0;
+            acc1[p] += xv * w1;
+          }
+        }
+      }
+    }
+    float* out = g.y + ((n * g.ho + oy) * g.wo + ox0) * co + cb;
+    for (int p = 0; p < PB; ++p) {
+      store16(out + p * co, acc0[p]);
+      store16(out + p * co + 16, acc1[p]);
+    }
+  }
+}
+
 static void direct_rows(const DirectGeom& g, int64_t r0, int64_t r1) {
+  if (g.co % 32 == 0) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.ho, oy = r % g.ho;
+      int64_t ox = 0;
+      for (; ox + 8 <= g.wo; ox += 8) direct_block2<8>(g, n, oy, ox);
+      for (; ox + 4 <= g.wo; ox += 4) direct_block2<4>(g, n, oy, ox);
+      for (; ox + 2 <= g.wo; ox += 2) direct_block2<2>(g, n, oy, ox);
+      for (; ox < g.wo; ++ox) direct_block2<1>(g, n, oy, ox);
+    }
+    return;
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / g.ho, oy = r % g.ho;
     int64_t ox = 0;
@@ -401,18 +449,31 @@ static void direct_rows(const DirectGeom& g, int64_t r0, int64_t r1) {
 static void conv_direct(const float* x, int64_t n, int64_t h, int64_t w, int64_t c, const float* f, int64_t kh, int64_t kw, int64_t co,
                         int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t ho, int64_t wo, const float* bias, float* y) {
   const int64_t hp = (ho - 1) * sh + kh, wp = (wo - 1) * sw + kw;
-  std::vector<float> xp((size_t)(n * hp * wp * c), 0.0f);
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t iy = 0; iy < h; ++iy) {
-      const int64_t py = iy + pt;
-      if (py < 0 || py >= hp) continue;
-      const int64_t ix0 = std::max<int64_t>(0, -pl), ix1 = std::min<int64_t>(w, wp - pl);
-      if (ix1 <= ix0) continue;
-      std::memcpy(xp.data() + ((b * hp + py) * wp + ix0 + pl) * c, x + ((b * h + iy) * w + ix0) * c, sizeof(float) * (ix1 - ix0) * c);
-    }
-  DirectGeom g{xp.data(), f, bias, y, hp, wp, c, kh, kw, co, sh, sw, ho, wo};
   const int64_t rows = n * ho;
   const int threads = 2.0 * rows * wo * kh * kw * c * co < 3e7 ? 1 : (int)std::max<int64_t>(1, std::min<int64_t>(g_threads, rows));
+  // The padded input lives in a buffer kept between calls (a fresh one costs a page fault per 4 KiB
+  // and a zero fill of all of it); each padded row is written whole, its padding zeroed, on every
+  // thread. Only the JavaScript thread calls this, so one buffer is enough.
+  static std::vector<float> pad_buffer;
+  const size_t need = (size_t)(n * hp * wp * c);
+  if (pad_buffer.size() < need) pad_buffer.resize(need);
+  float* xp = pad_buffer.data();
+  const int64_t ix0 = std::max<int64_t>(0, -pl), ix1 = std::min<int64_t>(w, wp - pl);
+  split_range(n * hp, threads == 1 || need < (size_t{1} << 18) ? 1 : threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / hp, py = r % hp, iy = py - pt;
+      float* dst = xp + r * wp * c;
+      if (iy < 0 || iy >= h || ix1 <= ix0) {
+        std::memset(dst, 0, sizeof(float) * wp * c);
+        continue;
+      }
+      const int64_t left = ix0 + pl, right = ix1 + pl;  // [left, right) holds x's columns ix0…ix1
+      std::memset(dst, 0, sizeof(float) * left * c);
+      std::memcpy(dst + left * c, x + ((b * h + iy) * w + ix0) * c, sizeof(float) * (right - left) * c);
+      std::memset(dst + right * c, 0, sizeof(float) * (wp - right) * c);
+    }
+  });
+  DirectGeom g{xp, f, bias, y, hp, wp, c, kh, kw, co, sh, sw, ho, wo};
   split_range(rows, threads, [&g](int64_t r0, int64_t r1) { direct_rows(g, r0, r1); });
 }
 

@@ -64,6 +64,9 @@ describe('@diff-instruct/native', () => {
   const convCases: [number[], number[], 1 | 2, 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]], boolean][] = [
     [[3, 9, 7, 5], [3, 3, 5, 16], 1, 'same', false], // direct kernel, odd sizes
     [[2, 8, 8, 16], [3, 3, 16, 32], 2, 'same', true], // direct, stride 2, fused bias
+    [[2, 11, 13, 7], [3, 3, 7, 64], 1, 'same', true], // C_out a multiple of 32: two channel blocks at once; 13 = 8 + 4 + 1 pixels
+    [[2, 9, 9, 16], [3, 3, 16, 32], 1, [[0, 0], [2, 0], [1, 3], [0, 0]], false],
+    [[16, 32, 32, 32], [3, 3, 32, 32], 1, 'same', true], // padded input above 2¹⁸ floats: copied on every thread
     [[2, 9, 9, 8], [3, 3, 8, 16], 2, 'valid', false],
     [[2, 6, 6, 4], [3, 3, 4, 16], 1, [[0, 0], [2, 0], [1, 3], [0, 0]], true], // explicit, uneven pads
     [[2, 7, 6, 3], [3, 3, 3, 5], 1, 'same', true], // C_out not a multiple of 16: im2col + GEMM
