@@ -110,15 +110,20 @@ process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 
 async function runToyRows(): Promise<void> {
 const teacher = createDenoiser({ kind: 'edm', sigmaData: 1.4, net }, new Rng(0));
+// (each timed run's EMA copies, fake scores and generators are freed: the leak row below counts tensors)
 const teacherMs = await timeSteps('teacher DSM step', 20, async (steps) => {
-  await trainTeacher({ model: teacher, data, config: { ...TEACHER_DEFAULTS, steps, batchSize: batch }, rng: new Rng(2) });
+  const r = await trainTeacher({ model: teacher, data, config: { ...TEACHER_DEFAULTS, steps, batchSize: batch }, rng: new Rng(2) });
+  disposeModel(r.ema);
 });
 const toyTorch = pytorchBoth('toy', batch, 20);
 rows.push({ name: 'teacher-dsm-step', ms: teacherMs, ...versus(teacherMs, toyTorch, 'msPerTeacherStep'), batch, model: 'MLP 3x256', backend, peakRssMiB: peakRssMiB() });
 
 const diMs = await timeSteps('Diff-Instruct iteration', 20, async (steps) => {
   const g = tweedieGenerator(teacher, 2.5);
-  await diffInstruct({ teacher, generator: g, config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: batch }, rng: new Rng(3) });
+  const r = await diffInstruct({ teacher, generator: g, config: { ...DIFF_INSTRUCT_DEFAULTS, steps, batchSize: batch }, rng: new Rng(3) });
+  disposeModel(r.ema);
+  disposeModel(r.fake);
+  disposeModel(g);
 });
 rows.push({ name: 'diff-instruct-iteration', ms: diMs, ...versus(diMs, toyTorch, 'msPerDiIteration'), batch, model: 'MLP 3x256', backend, peakRssMiB: peakRssMiB() });
 
