@@ -1246,14 +1246,24 @@ napi_value Reverse4(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The arguments (x, [n, h, w, c], out) of the resampling kernels; false (with a JS error set) when
+// they are not two Float32Arrays and four non-negative integers.
+static bool get_resample_args(napi_env env, napi_value* argv, const char* name, F32* x, F32* out, int64_t sh[4]) {
+  if (!get_f32(env, argv[0], x, "x") || !get_f32(env, argv[2], out, "out")) return false;
+  if (!get_ints(env, argv[1], sh, 4) || sh[0] < 0 || sh[1] < 0 || sh[2] < 0 || sh[3] < 0) {
+    throw_error(env, (std::string("@diff-instruct/native: ") + name + ": expected a shape of four non-negative integers").c_str());
+    return false;
+  }
+  return true;
+}
+
 napi_value Upsample2x(napi_env env, napi_callback_info info) {
   ARGS(3)
   F32 x, out;
   int64_t sh[4];
-  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &out, "out")) return nullptr;
-  if (!get_ints(env, argv[1], sh, 4)) return throw_error(env, "@diff-instruct/native: upsample2x: bad shape");
+  if (!get_resample_args(env, argv, "upsample2x", &x, &out, sh)) return nullptr;
   const int64_t n = sh[0], h = sh[1], w = sh[2], c = sh[3];
-  if (n < 0 || h < 0 || w < 0 || c < 0 || (size_t)(n * h * w * c) > x.length || (size_t)(n * 4 * h * w * c) > out.length)
+  if ((size_t)(n * h * w * c) > x.length || (size_t)(n * 4 * h * w * c) > out.length)
     return throw_error(env, "@diff-instruct/native: upsample2x: x or out is smaller than its shape says");
   split_range(n * h, copy_threads(n * 4 * h * w * c), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {  // each input row becomes two output rows
@@ -1276,11 +1286,9 @@ napi_value AvgPool2x(napi_env env, napi_callback_info info) {
   ARGS(3)
   F32 x, out;
   int64_t sh[4];
-  if (!get_f32(env, argv[0], &x, "x") || !get_f32(env, argv[2], &out, "out")) return nullptr;
-  if (!get_ints(env, argv[1], sh, 4)) return throw_error(env, "@diff-instruct/native: avgPool2x: bad shape");
+  if (!get_resample_args(env, argv, "avgPool2x", &x, &out, sh)) return nullptr;
   const int64_t n = sh[0], h = sh[1], w = sh[2], c = sh[3];
-  if (n < 0 || h < 0 || w < 0 || c < 0 || h % 2 != 0 || w % 2 != 0)
-    return throw_error(env, "@diff-instruct/native: avgPool2x: expected a shape [n, h, w, c] with even h and w");
+  if (h % 2 != 0 || w % 2 != 0) return throw_error(env, "@diff-instruct/native: avgPool2x: expected a shape [n, h, w, c] with even h and w");
   if ((size_t)(n * h * w * c) > x.length || (size_t)(n * (h / 2) * (w / 2) * c) > out.length)
     return throw_error(env, "@diff-instruct/native: avgPool2x: x or out is smaller than its shape says");
   const int64_t ho = h / 2, wo = w / 2;
