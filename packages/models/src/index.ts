@@ -55,10 +55,13 @@ export {
 export {
   type SafetensorsDtype,
   type SafetensorsTensor,
+  type SafetensorsFileDtype,
+  type SafetensorsInputTensor,
   SafetensorsFormatError,
   encodeSafetensors,
   decodeSafetensors,
 } from './safetensors.js';
+export { type ShardBytes, type ShardedSafetensors, decodeShardedSafetensors, decodeShardedSafetensorsAsync } from './sharded.js';
 export {
   FORMAT,
   encodeModel,
