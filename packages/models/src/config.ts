@@ -47,6 +47,49 @@ export interface UnetConfig {
   embedDim: number;
   /** Number of classes; 0 = unconditional. */
   numClasses: number;
+
+  // Architecture flags. Each is optional and its default is this UNet's original behaviour, so
+  // configs without them (every preset and saved checkpoint) build the same network as before.
+  // EDM's DDPM++ (`SongUNet`, as `importEdm` builds it) sets: blockModulation 'add',
+  // resampleSkipConv true, decoderAttn 'last', noiseEmbedding 'positional', noiseDim =
+  // model_channels·channel_mult_noise, groupNormEps 1e-6, labelBias true, labelScale 'sqrt'.
+
+  /**
+   * How a block injects the embedding: 'scale-shift' (default; adaptive GroupNorm,
+   * SiLU(GN₁(h)·(1 + scale) + shift), `affine` [embedDim, 2C]) or 'add' (EDM's
+   * adaptive_scale=False: SiLU(GN₁(h + affine(emb))), `affine` [embedDim, C]).
+   */
+  blockModulation?: 'scale-shift' | 'add';
+  /**
+   * Whether up/down blocks have a 1×1 `skip` conv (after the resampling) even when cin = cout, as
+   * EDM's resample_proj=True. Default false: such a skip is the resampling alone.
+   */
+  resampleSkipConv?: boolean;
+  /**
+   * Decoder blocks with attention at an `attnResolutions` level: 'all' (default) or 'last' (only
+   * the last block of each level, as EDM's SongUNet). `in0` always has attention either way.
+   */
+  decoderAttn?: 'all' | 'last';
+  /**
+   * The noise features of c_noise: 'fourier' (default; `noiseFeatures`, [cos | sin] over
+   * geometrically spaced frequencies) or 'positional' (EDM's PositionalEmbedding with
+   * endpoint=True, after SongUNet's swap: [sin(c·f_i) | cos(c·f_i)], f_i = 10000^(−i/(half−1))).
+   */
+  noiseEmbedding?: 'fourier' | 'positional';
+  /**
+   * Width of the noise features and of the class embedding (`map_label`), even (≥ 4 for
+   * 'positional'); `map_layer0` maps it to `embedDim`. Default: `embedDim`.
+   */
+  noiseDim?: number;
+  /** GroupNorm ε of every GroupNorm in the network, > 0. Default 1e-5 (EDM's SongUNet: 1e-6). */
+  groupNormEps?: number;
+  /**
+   * Whether the class embedding has a bias, `map_label.bias` [noiseDim] (EDM's Linear). With it,
+   * a call without a label adds the bias alone (the zero label, as EDMPrecond). Default false.
+   */
+  labelBias?: boolean;
+  /** Scale of the label before `map_label`: 'none' (default) or 'sqrt' (·√numClasses, as EDM). */
+  labelScale?: 'none' | 'sqrt';
 }
 
 /** A network wrapped into a denoiser by EDM preconditioning. */
@@ -157,6 +200,21 @@ function validateUnet(n: Record<string, unknown>, where: string): void {
   const r = n.resolution;
   field('resolution', posInt(r) && (r as number) % 2 ** (levels - 1) === 0, `a positive integer divisible by 2^${levels - 1} (channelMult has ${levels} levels)`);
   const resolutions = Array.from({ length: levels }, (_, i) => (r as number) >> i);
+  const oneOf = (name: string, values: readonly unknown[]) =>
+    field(name, n[name] === undefined || values.includes(n[name]), `one of ${values.map((v) => JSON.stringify(v)).join(', ')} (or absent)`);
+  oneOf('blockModulation', ['scale-shift', 'add']);
+  oneOf('resampleSkipConv', [true, false]);
+  oneOf('decoderAttn', ['all', 'last']);
+  oneOf('noiseEmbedding', ['fourier', 'positional']);
+  oneOf('labelBias', [true, false]);
+  oneOf('labelScale', ['none', 'sqrt']);
+  const minNoise = n.noiseEmbedding === 'positional' ? 4 : 2;
+  field(
+    'noiseDim',
+    n.noiseDim === undefined || (posInt(n.noiseDim) && (n.noiseDim as number) % 2 === 0 && (n.noiseDim as number) >= minNoise),
+    `an even integer >= ${minNoise} (or absent)`,
+  );
+  field('groupNormEps', n.groupNormEps === undefined || (typeof n.groupNormEps === 'number' && n.groupNormEps > 0 && Number.isFinite(n.groupNormEps)), 'a finite number > 0 (or absent)');
   field(
     'attnResolutions',
     Array.isArray(n.attnResolutions) && n.attnResolutions.every((a) => resolutions.includes(a as number)),

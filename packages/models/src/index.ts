@@ -72,6 +72,8 @@ export {
   loadClassifier,
   loadParamsInto,
 } from './io.js';
+export { type EdmFiles, type EdmKwargs, type EdmImport, importEdm, edmDenoiserConfig } from './import-edm.js';
+export { type UnetOptions, unetOptions, positionalNoiseFeatures } from './unet.js';
 export { exportOnnx, type ExportOnnxOptions, ONNX_OPSET, ONNX_IR_VERSION } from './onnx.js';
 // File I/O (saveModel, loadGenerator(path), readSafetensorsFile, writeFileAtomic) is in './node.ts',
 // the `@diff-instruct/models/node` entry, so that this one runs in a browser.

@@ -24,6 +24,10 @@ import type { RawNet } from './precond.js';
  *   h = conv1(dropout(SiLU(GN₁(h)·(1 + scale) + shift)));  x = (h + skip(resample(x)))·√½
  *   attention: x = (proj(softmax(qᵀk/√C)·v) + x)·√½, q, k, v = 1×1 conv of GN₂(x)
  *
+ * The optional flags of UnetConfig (`blockModulation`, `resampleSkipConv`, `decoderAttn`,
+ * `noiseEmbedding`, `noiseDim`, `groupNormEps`, `labelBias`, `labelScale`) switch each of these
+ * departures to EDM's DDPM++ exactly (`importEdm`); their defaults are this network:
+ *
  * Departures from EDM: Fourier noise features (as the MLP, `noiseFeatures`) instead of its
  * positional embedding; a single attention head; conv kernels stored [kh, kw, in, out].
  */
@@ -56,6 +60,51 @@ export interface BlockSpec {
   attn: boolean;
   /** Decoder blocks that take the next skip connection (concatenated to their input). */
   takesSkip: boolean;
+  /** Whether the skip path has a 1×1 conv (cin ≠ cout, or a resampling block with `resampleSkipConv`). */
+  skipConv: boolean;
+}
+
+/** The UnetConfig's optional architecture flags, defaults filled in (see {@link UnetConfig}). */
+export interface UnetOptions {
+  blockModulation: 'scale-shift' | 'add';
+  resampleSkipConv: boolean;
+  decoderAttn: 'all' | 'last';
+  noiseEmbedding: 'fourier' | 'positional';
+  noiseDim: number;
+  groupNormEps: number;
+  labelBias: boolean;
+  labelScale: 'none' | 'sqrt';
+}
+
+/** The default GroupNorm ε (that of `groupNorm` in ops.ts). */
+const DEFAULT_GN_EPS = 1e-5;
+
+/** The architecture flags of a UNet config, each defaulting to this UNet's original behaviour. */
+export function unetOptions(config: UnetConfig): UnetOptions {
+  return {
+    blockModulation: config.blockModulation ?? 'scale-shift',
+    resampleSkipConv: config.resampleSkipConv ?? false,
+    decoderAttn: config.decoderAttn ?? 'all',
+    noiseEmbedding: config.noiseEmbedding ?? 'fourier',
+    noiseDim: config.noiseDim ?? config.embedDim,
+    groupNormEps: config.groupNormEps ?? DEFAULT_GN_EPS,
+    labelBias: config.labelBias ?? false,
+    labelScale: config.labelScale ?? 'none',
+  };
+}
+
+/**
+ * EDM's positional noise embedding (`PositionalEmbedding(endpoint=True)` followed by SongUNet's
+ * sin/cos swap): [sin(c·f_i) | cos(c·f_i)], f_i = 10000^(−i/(half−1)), i < half = dim/2.
+ */
+export function positionalNoiseFeatures(cNoise: tf.Tensor1D, dim: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const half = dim / 2;
+    const f = new Float32Array(half);
+    for (let i = 0; i < half; i++) f[i] = Math.fround(1 / 10000) ** (i / (half - 1));
+    const phase = tf.mul(cNoise.reshape([-1, 1]), tf.tensor2d(f, [1, half]));
+    return tf.concat([tf.sin(phase), tf.cos(phase)], 1) as tf.Tensor2D;
+  });
 }
 
 export interface UnetPlan {
@@ -68,19 +117,29 @@ export interface UnetPlan {
 /** The block layout of a UNet config: EDM's SongUNet loop, written out. */
 export function unetPlan(config: UnetConfig): UnetPlan {
   const { resolution, modelChannels: mc, channelMult, numBlocks, attnResolutions } = config;
+  const { resampleSkipConv, decoderAttn } = unetOptions(config);
+  const spec = (name: string, cin: number, cout: number, resample: 'up' | 'down' | null, attn: boolean, takesSkip: boolean): BlockSpec => ({
+    name,
+    cin,
+    cout,
+    resample,
+    attn,
+    takesSkip,
+    skipConv: cin !== cout || (resampleSkipConv && resample !== null),
+  });
   const encoder: BlockSpec[] = [];
   const skips = [mc];
   let cout = mc;
   channelMult.forEach((mult, level) => {
     const res = resolution >> level;
     if (level > 0) {
-      encoder.push({ name: `enc.${res}x${res}_down`, cin: cout, cout, resample: 'down', attn: false, takesSkip: false });
+      encoder.push(spec(`enc.${res}x${res}_down`, cout, cout, 'down', false, false));
       skips.push(cout);
     }
     for (let i = 0; i < numBlocks; i++) {
       const cin = cout;
       cout = mc * mult;
-      encoder.push({ name: `enc.${res}x${res}_block${i}`, cin, cout, resample: null, attn: attnResolutions.includes(res), takesSkip: false });
+      encoder.push(spec(`enc.${res}x${res}_block${i}`, cin, cout, null, attnResolutions.includes(res), false));
       skips.push(cout);
     }
   });
@@ -89,15 +148,16 @@ export function unetPlan(config: UnetConfig): UnetPlan {
   for (let level = channelMult.length - 1; level >= 0; level--) {
     const res = resolution >> level;
     if (level === channelMult.length - 1) {
-      decoder.push({ name: `dec.${res}x${res}_in0`, cin: cout, cout, resample: null, attn: true, takesSkip: false });
-      decoder.push({ name: `dec.${res}x${res}_in1`, cin: cout, cout, resample: null, attn: false, takesSkip: false });
+      decoder.push(spec(`dec.${res}x${res}_in0`, cout, cout, null, true, false));
+      decoder.push(spec(`dec.${res}x${res}_in1`, cout, cout, null, false, false));
     } else {
-      decoder.push({ name: `dec.${res}x${res}_up`, cin: cout, cout, resample: 'up', attn: false, takesSkip: false });
+      decoder.push(spec(`dec.${res}x${res}_up`, cout, cout, 'up', false, false));
     }
     for (let i = 0; i <= numBlocks; i++) {
       const cin = cout + pending.pop()!;
       cout = mc * channelMult[level]!;
-      decoder.push({ name: `dec.${res}x${res}_block${i}`, cin, cout, resample: null, attn: attnResolutions.includes(res), takesSkip: true });
+      const attn = attnResolutions.includes(res) && (decoderAttn === 'all' || i === numBlocks);
+      decoder.push(spec(`dec.${res}x${res}_block${i}`, cin, cout, null, attn, true));
     }
   }
   return { encoder, decoder, top: cout };
@@ -113,14 +173,15 @@ function addNorm(params: Params, name: string, c: number, init: Init): void {
   addZeros(params, `${name}.bias`, [c]);
 }
 
-function addBlock(params: Params, b: BlockSpec, embedDim: number, init: Init): void {
+function addBlock(params: Params, b: BlockSpec, embedDim: number, init: Init, modulation: UnetOptions['blockModulation']): void {
+  const affineOut = modulation === 'add' ? b.cout : 2 * b.cout;
   addNorm(params, `${b.name}.norm0`, b.cin, init);
   addConv(params, `${b.name}.conv0`, 3, b.cin, b.cout, init);
-  addNormal(params, `${b.name}.affine.weight`, [embedDim, 2 * b.cout], 1 / Math.sqrt(embedDim), init);
-  addZeros(params, `${b.name}.affine.bias`, [2 * b.cout]);
+  addNormal(params, `${b.name}.affine.weight`, [embedDim, affineOut], 1 / Math.sqrt(embedDim), init);
+  addZeros(params, `${b.name}.affine.bias`, [affineOut]);
   addNorm(params, `${b.name}.norm1`, b.cout, init);
   addConv(params, `${b.name}.conv1`, 3, b.cout, b.cout, init, OUT_INIT_SCALE);
-  if (b.cin !== b.cout) addConv(params, `${b.name}.skip`, 1, b.cin, b.cout, init);
+  if (b.skipConv) addConv(params, `${b.name}.skip`, 1, b.cin, b.cout, init);
   if (b.attn) {
     addNorm(params, `${b.name}.norm2`, b.cout, init);
     addConv(params, `${b.name}.qkv`, 1, b.cout, 3 * b.cout, init);
@@ -136,15 +197,20 @@ function addBlock(params: Params, b: BlockSpec, embedDim: number, init: Init): v
  */
 export function initUnet(config: UnetConfig, init: Init, prefix: string, params: Params = {}): Params {
   const E = config.embedDim;
+  const opts = unetOptions(config);
+  const D = opts.noiseDim;
   const { encoder, decoder, top } = unetPlan(config);
-  if (config.numClasses > 0) addNormal(params, `${prefix}.map_label.weight`, [config.numClasses, E], 1, init);
-  for (const name of ['map_layer0', 'map_layer1']) {
-    addNormal(params, `${prefix}.${name}.weight`, [E, E], 1 / Math.sqrt(E), init);
+  if (config.numClasses > 0) {
+    addNormal(params, `${prefix}.map_label.weight`, [config.numClasses, D], 1, init);
+    if (opts.labelBias) addZeros(params, `${prefix}.map_label.bias`, [D]);
+  }
+  for (const [name, fanIn] of [['map_layer0', D], ['map_layer1', E]] as const) {
+    addNormal(params, `${prefix}.${name}.weight`, [fanIn, E], 1 / Math.sqrt(fanIn), init);
     addZeros(params, `${prefix}.${name}.bias`, [E]);
   }
   const r = config.resolution;
   addConv(params, `${prefix}.enc.${r}x${r}_conv`, 3, config.channels, config.modelChannels, init);
-  for (const b of [...encoder, ...decoder]) addBlock(params, { ...b, name: `${prefix}.${b.name}` }, E, init);
+  for (const b of [...encoder, ...decoder]) addBlock(params, { ...b, name: `${prefix}.${b.name}` }, E, init, opts.blockModulation);
   addNorm(params, `${prefix}.dec.out_norm`, top, init);
   addConv(params, `${prefix}.dec.out_conv`, 3, top, config.channels, init, OUT_INIT_SCALE);
   return params;
@@ -174,12 +240,15 @@ export function unetFeatures(config: UnetConfig, params: Params, prefix: string)
 function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng: Rng | null): { score: RawNet; features: RawNet } {
   const p = <T extends tf.Tensor>(name: string) => param<T>(params, `${prefix}.${name}`);
   const { encoder, decoder } = unetPlan(config);
+  const opts = unetOptions(config);
+  const eps = opts.groupNormEps;
   const r = config.resolution;
   const mapLabel = config.numClasses > 0 ? p<tf.Tensor2D>('map_label.weight') : null;
+  const mapLabelBias = mapLabel !== null && opts.labelBias ? p<tf.Tensor1D>('map_label.bias') : null;
   for (const b of [...encoder, ...decoder]) p(`${b.name}.conv0.weight`); // fail early on a missing parameter
   const conv = (x: Tensor4D, name: string, stride: 1 | 2 = 1) => conv2dBias(x, p(`${name}.weight`), p<tf.Tensor1D>(`${name}.bias`), stride);
-  const norm = (x: Tensor4D, name: string) => groupNorm(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]));
-  const normSilu = (x: Tensor4D, name: string) => groupNormSilu(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]));
+  const norm = (x: Tensor4D, name: string) => groupNorm(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]), eps);
+  const normSilu = (x: Tensor4D, name: string) => groupNormSilu(x, p(`${name}.weight`), p(`${name}.bias`), groupsFor(x.shape[3]), eps);
 
   const dropout = (x: Tensor4D): Tensor4D => {
     if (dropoutRng === null || config.dropout === 0) return x;
@@ -198,16 +267,22 @@ function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng:
   const block = (x: Tensor4D, emb: tf.Tensor2D, b: BlockSpec): Tensor4D => {
     const resample = (t: Tensor4D) => (b.resample === 'up' ? upsample2x(t) : b.resample === 'down' ? downsample2x(t) : t);
     let h = conv(resample(normSilu(x, `${b.name}.norm0`)), `${b.name}.conv0`);
-    // adaptive GroupNorm: GN₁(h)·(1 + scale) + shift, folded into GN₁'s own gain and bias
     const n = x.shape[0];
-    const ss = dense(emb, p(`${b.name}.affine.weight`), p(`${b.name}.affine.bias`)).reshape([n, 1, 1, 2 * b.cout]);
-    const [scale, shift] = tf.split(ss, 2, 3) as [tf.Tensor, tf.Tensor];
-    const gain = tf.add(scale, 1);
-    const gamma = tf.mul(p(`${b.name}.norm1.weight`), gain);
-    const beta = tf.add(tf.mul(p(`${b.name}.norm1.bias`), gain), shift);
-    h = groupNormSilu(h, gamma, beta, groupsFor(b.cout));
+    if (opts.blockModulation === 'add') {
+      // EDM's adaptive_scale=False: h = SiLU(GN₁(h + affine(emb)))
+      const a = dense(emb, p(`${b.name}.affine.weight`), p(`${b.name}.affine.bias`)).reshape([n, 1, 1, b.cout]);
+      h = normSilu(tf.add(h, a) as Tensor4D, `${b.name}.norm1`);
+    } else {
+      // adaptive GroupNorm: GN₁(h)·(1 + scale) + shift, folded into GN₁'s own gain and bias
+      const ss = dense(emb, p(`${b.name}.affine.weight`), p(`${b.name}.affine.bias`)).reshape([n, 1, 1, 2 * b.cout]);
+      const [scale, shift] = tf.split(ss, 2, 3) as [tf.Tensor, tf.Tensor];
+      const gain = tf.add(scale, 1);
+      const gamma = tf.mul(p(`${b.name}.norm1.weight`), gain);
+      const beta = tf.add(tf.mul(p(`${b.name}.norm1.bias`), gain), shift);
+      h = groupNormSilu(h, gamma, beta, groupsFor(b.cout), eps);
+    }
     h = conv(dropout(h), `${b.name}.conv1`);
-    const skip = b.cin !== b.cout ? conv(resample(x), `${b.name}.skip`) : resample(x);
+    const skip = b.skipConv ? conv(resample(x), `${b.name}.skip`) : resample(x);
     const out = tf.mul(tf.add(h, skip), SKIP_SCALE) as Tensor4D;
     return b.attn ? attention(out, b.name) : out;
   };
@@ -217,10 +292,14 @@ function unetNet(config: UnetConfig, params: Params, prefix: string, dropoutRng:
     if (xIn.rank !== 4 || hh !== r || ww !== r || cc !== config.channels) {
       throw new Error(`unet: expected x of shape [N, ${r}, ${r}, ${config.channels}], got [${xIn.shape}]`);
     }
-    let emb = noiseFeatures(cNoise, config.embedDim);
+    let emb = opts.noiseEmbedding === 'positional' ? positionalNoiseFeatures(cNoise, opts.noiseDim) : noiseFeatures(cNoise, opts.noiseDim);
     if (label !== undefined) {
       if (mapLabel === null) throw new Error('unet: got a label, but the network is unconditional (numClasses = 0)');
-      emb = tf.add(emb, oneHotEmbed(label, mapLabel));
+      const l = opts.labelScale === 'sqrt' ? (tf.mul(label, Math.sqrt(config.numClasses)) as tf.Tensor2D) : label;
+      emb = tf.add(emb, oneHotEmbed(l, mapLabel));
+      if (mapLabelBias !== null) emb = tf.add(emb, mapLabelBias);
+    } else if (mapLabelBias !== null) {
+      emb = tf.add(emb, mapLabelBias); // no label = the zero label, as EDMPrecond does
     }
     emb = silu(dense(emb, p('map_layer0.weight'), p('map_layer0.bias')));
     emb = silu(dense(emb, p('map_layer1.weight'), p('map_layer1.bias')));
