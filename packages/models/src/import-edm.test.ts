@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { validateDenoiserConfig } from './config.js';
 import { edmDenoiserConfig, importEdm } from './import-edm.js';
 import { encodeModel, loadDenoiser } from './io.js';
+import { tweedieGenerator } from './model.js';
+import { exportOnnx } from './onnx.js';
 import { disposeModel } from './params.js';
 import { type SafetensorsInputTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
 
@@ -190,6 +192,14 @@ describe('importEdm: errors, one line each', () => {
       // and through a file
       expect(errorOf(() => importEdm({ bytes: edited((_, m) => (m.edm_kwargs = JSON.stringify(kw))) }))).toMatch(re);
     }
+  });
+
+  it('the ONNX export refuses an imported network (its options are not written yet) instead of exporting another one', () => {
+    const imported = importEdm({ bytes: read('weights.f32.safetensors') });
+    const g = tweedieGenerator(imported.model, 2.5);
+    expect(() => exportOnnx(g)).toThrow(/exportOnnx: this UNet sets blockModulation "add", .*which the ONNX export does not write yet/);
+    disposeModel(g);
+    disposeModel(imported.model);
   });
 
   it('validateDenoiserConfig rejects wrong flag values, naming the field', () => {

@@ -77,3 +77,22 @@ export { type UnetOptions, unetOptions, positionalNoiseFeatures } from './unet.j
 export { exportOnnx, type ExportOnnxOptions, ONNX_OPSET, ONNX_IR_VERSION } from './onnx.js';
 // File I/O (saveModel, loadGenerator(path), readSafetensorsFile, writeFileAtomic) is in './node.ts',
 // the `@diff-instruct/models/node` entry, so that this one runs in a browser.
+export {
+  type DdpmSchedule,
+  type DiffusersUnetConfig,
+  type DiffusersUnetFiles,
+  type DiffusersUnetImport,
+  type DiffusersUnetNet,
+  type DiffusersUnetParamSpec,
+  type ResolvedDiffusersUnetConfig,
+  ddpmEpsDenoiser,
+  ddpmSchedule,
+  ddpmTimestepOfSigma,
+  diffusersTimestepEmbedding,
+  diffusersUnet,
+  diffusersUnetParamSpecs,
+  diffusersUnetParams,
+  importDiffusersUnet2d,
+  renameLegacyDiffusersKey,
+  resolveDiffusersUnetConfig,
+} from './diffusers-unet.js';

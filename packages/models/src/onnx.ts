@@ -6,7 +6,7 @@ import { DENOISER, GEN, type GeneratorModel, NET } from './model.js';
 import { type OnnxAttribute, type OnnxNode, type OnnxTensor, type OnnxValueInfo, encodeOnnxModel } from './onnx-proto.js';
 import { type Params, param } from './params.js';
 import { describeModel } from './presets.js';
-import { type BlockSpec, SKIP_SCALE, groupsFor, unetPlan } from './unet.js';
+import { type BlockSpec, SKIP_SCALE, groupsFor, unetOptions, unetPlan } from './unet.js';
 
 /**
  * ONNX export of one-step generators: the graph of `generate(z, label?)` written as standard
@@ -374,6 +374,15 @@ function attention(g: GraphBuilder, x: Feature, name: string): Feature {
 
 /** The UNet F(x_in, c_noise, label) of unet.ts on x_in [N, channels, res, res] (NCHW); returns [N, channels, res, res]. */
 function unetGraph(g: GraphBuilder, net: UnetConfig, prefix: string, xIn: string, sigma: number, label: string | null): string {
+  // the graph below is today's UNet; the options that imported EDM networks set are not written yet
+  const defaults = unetOptions({ ...net, blockModulation: undefined, resampleSkipConv: undefined, decoderAttn: undefined, noiseEmbedding: undefined, noiseDim: undefined, groupNormEps: undefined, labelBias: undefined, labelScale: undefined });
+  const options = unetOptions(net);
+  const changed = (Object.keys(options) as (keyof typeof options)[]).filter((k) => options[k] !== defaults[k]);
+  if (changed.length > 0) {
+    throw new Error(
+      `exportOnnx: this UNet sets ${changed.map((k) => `${k} ${JSON.stringify(options[k])}`).join(', ')} (an imported EDM network's options), which the ONNX export does not write yet; export a network built with the default options`,
+    );
+  }
   const { encoder, decoder } = unetPlan(net);
   const r = net.resolution;
   const emb = embedding(g, net, prefix, sigma, label);
