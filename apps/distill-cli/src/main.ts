@@ -3,6 +3,7 @@ import { UsageError, backendFlag, reportError, selectBackend, type Io } from '@d
 import { runExport } from './export.js';
 import { runGanCommand } from './gan.js';
 import { runImages } from './images.js';
+import { runImport } from './import.js';
 import { runSample } from './sample.js';
 import { runClassifierCommand, runTeacherCommand } from './teacher.js';
 import { runToy } from './toy.js';
@@ -17,6 +18,7 @@ Commands:
   toy         distil a teacher of 2-D (or any-D) points into a one-step generator, with a report
   sample      draw from a saved generator
   export      write a saved generator as an ONNX model (opset 17, for onnxruntime)
+  import      write a pretrained network (NVlabs/edm DDPM++) as a teacher file
   teacher     train an image teacher (UNet, EDM loss) on MNIST or Fashion-MNIST
   classifier  train the LeNet behind "FID (LeNet features)"
   images      distil an image teacher into a one-step generator, with FID/IS against the teacher
@@ -33,6 +35,7 @@ Examples:
   distill images --dataset mnist    # the full MNIST run: 1,000 steps, 2,000 samples per row
   distill sample --generator runs/demo/generator.safetensors --num-samples 64 --out grid.png
   distill export --generator runs/demo/generator.safetensors --out mnist.onnx
+  distill import --from edm edm-cifar10.safetensors --out teacher.safetensors
   distill toy --help
 `;
 
@@ -59,6 +62,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       toy: runToy,
       sample: runSample,
       export: runExport,
+      import: runImport,
       teacher: runTeacherCommand,
       classifier: runClassifierCommand,
       images: runImages,
