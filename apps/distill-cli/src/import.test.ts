@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 
+import { relativeMaxDiff } from '@diff-instruct/sde/testing';
+
 import { type SafetensorsInputTensor, decodeSafetensors, disposeModel, encodeSafetensors } from '@diff-instruct/models';
 import { loadDenoiser } from '@diff-instruct/models/node';
 
@@ -38,14 +40,7 @@ function parity(teacher: string, io: string): number {
     expect(got.shape).toEqual(out.shape);
     const a = got.dataSync();
     got.dispose();
-    const b = out.data as Float32Array;
-    let d = 0;
-    let m = 0;
-    for (let i = 0; i < b.length; i++) {
-      d = Math.max(d, Math.abs(a[i]! - b[i]!));
-      m = Math.max(m, Math.abs(b[i]!));
-    }
-    return d / m;
+    return relativeMaxDiff(a, out.data as Float32Array);
   } finally {
     disposeModel(model);
   }

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { errorMessageOf, relativeMaxDiff } from '@diff-instruct/sde/testing';
+
 import {
   type DiffusersUnetImport,
   ddpmSchedule,
@@ -36,16 +38,8 @@ function io(kind: 'f32' | 'f16' | 'bf16') {
 }
 
 /** max |a − b| / max |b|. */
-const relDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / tf.max(tf.abs(b)).dataSync()[0]!);
-
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
-}
+const relDiff = (a: tf.Tensor, b: tf.Tensor) => relativeMaxDiff(a.dataSync(), b.dataSync());
+const errorOf = errorMessageOf;
 
 const shardReader = (name: string) => {
   try {

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 
+import { errorMessageOf, relativeMaxDiff } from '@diff-instruct/sde/testing';
+
 import { validateDenoiserConfig } from './config.js';
 import { edmDenoiserConfig, importEdm } from './import-edm.js';
 import { encodeModel, loadDenoiser } from './io.js';
@@ -16,16 +18,7 @@ import { type SafetensorsInputTensor, decodeSafetensors, encodeSafetensors } fro
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/import/edm-ddpmpp');
 const read = (f: string) => new Uint8Array(readFileSync(join(DIR, f)));
 
-/** Relative difference ‖a − b‖_∞ / ‖b‖_∞. */
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-}
+const relDiff = relativeMaxDiff;
 
 /** D(x; σ, label) of an imported network on an io file's inputs, NCHW in and out. */
 function runOn(imported: ReturnType<typeof importEdm>, io: string, withLabels = true): { got: Float32Array; want: Float32Array } {
@@ -53,14 +46,7 @@ function edited(edit: (t: Record<string, SafetensorsInputTensor>, meta: Record<s
   return encodeSafetensors(t, meta);
 }
 
-function errorOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
-}
+const errorOf = errorMessageOf;
 
 const kwargsOf = () => JSON.parse(decodeSafetensors(read('weights.f32.safetensors')).metadata.edm_kwargs!);
 

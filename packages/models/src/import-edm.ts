@@ -207,8 +207,8 @@ function edmKeyOf(name: string, res: number): { key: string; layout: Layout } {
   return { key, layout: isQkv ? (name.endsWith('.weight') ? 'qkv-conv' : 'qkv-vector') : 'vector' };
 }
 
-/** EDM's shape for one of our parameter shapes. */
-function edmShape(shape: number[], layout: Layout): number[] {
+/** EDM's shape for one of our parameter shapes (the qkv reordering keeps the shape). */
+function edmShape(shape: number[]): number[] {
   if (shape.length === 2) return [shape[1]!, shape[0]!];
   if (shape.length === 4) return [shape[3]!, shape[2]!, shape[0]!, shape[1]!];
   return shape.slice();
@@ -282,7 +282,7 @@ export function importEdm(files: EdmFiles): EdmImport {
   const wanted = new Map<string, { name: string; layout: Layout; shape: number[] }>();
   for (const [name, v] of Object.entries(model.params)) {
     const { key, layout } = edmKeyOf(name, res);
-    wanted.set(key, { name, layout, shape: edmShape(v.shape, layout) });
+    wanted.set(key, { name, layout, shape: edmShape(v.shape) });
   }
   const problems: string[] = [];
   const unknown: string[] = [];
