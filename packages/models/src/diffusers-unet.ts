@@ -219,13 +219,14 @@ export function resolveDiffusersUnetConfig(config: string | object): ResolvedDif
 }
 
 /** How a PyTorch tensor is laid out, and so how it is converted. */
-type Layout = 'linear' | 'conv' | 'vector';
+/** How a diffusers tensor becomes ours: Linear [out, in] → [in, out], Conv2d [out, in, kh, kw] → [kh, kw, in, out], or as is. */
+export type DiffusersLayout = 'linear' | 'conv' | 'vector';
 
 /** One parameter the network expects: diffusers key, PyTorch shape, layout. */
 export interface DiffusersUnetParamSpec {
   key: string;
   torchShape: number[];
-  layout: Layout;
+  layout: DiffusersLayout;
 }
 
 /** Every parameter of the network that `config` describes, in diffusers' `state_dict` order. */

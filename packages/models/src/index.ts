@@ -79,6 +79,7 @@ export { exportOnnx, type ExportOnnxOptions, ONNX_OPSET, ONNX_IR_VERSION } from 
 // the `@diff-instruct/models/node` entry, so that this one runs in a browser.
 export {
   type DdpmSchedule,
+  type DiffusersLayout,
   type DiffusersUnetConfig,
   type DiffusersUnetFiles,
   type DiffusersUnetImport,
